@@ -1,0 +1,134 @@
+// Package objstore is the write-once object storage under the archive:
+// message objects, key objects, ledger segments and checkpoints.
+//
+// Backends: fs (a local folder; the embedded default) and s3 (any S3 with a
+// conditional PUT; Object Lock where the bucket has it). Every backend passes
+// the conformance suite in objstore/storetest.
+//
+// Invariants every backend keeps:
+//   - Write-once: Put never replaces an existing object. A second Put of the
+//     same key fails with ErrExist and leaves the first object unchanged.
+//   - Durable on return: when Put returns nil the object is whole, visible
+//     and survives a crash (fsync'd file and directory; S3-acknowledged).
+//     When Put returns an error, nothing is visible under the key.
+//   - A missing object is reported as ErrNotExist, by Get and Stat alike.
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them; test with errors.Is.
+var (
+	// ErrNotExist: the object does not exist.
+	ErrNotExist = errors.New("objstore: object does not exist")
+	// ErrExist: Put found an object already stored under the key.
+	ErrExist = errors.New("objstore: object already exists")
+	// ErrLocked: Delete refused because the object is under an Object Lock
+	// retention period or legal hold.
+	ErrLocked = errors.New("objstore: object is locked")
+	// ErrInvalidKey: the key does not follow the key syntax (see ValidKey).
+	ErrInvalidKey = errors.New("objstore: invalid key")
+)
+
+// Info describes one stored object.
+type Info struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// Store is a write-once object store. Keys follow ValidKey. All methods are
+// safe for concurrent use.
+type Store interface {
+	// Put stores exactly size bytes read from r under key. It fails with
+	// ErrExist if key already exists, and with an error if r yields more or
+	// fewer than size bytes. A nil return means durable (see the package
+	// comment); on error nothing is visible under key.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+
+	// Get opens the object for reading. It returns ErrNotExist (wrapped) if
+	// the object is missing; the check happens before Get returns, not on
+	// the first Read. The caller closes the reader.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+
+	// Stat returns the object's Info, or ErrNotExist.
+	Stat(ctx context.Context, key string) (Info, error)
+
+	// Delete removes the object. It returns ErrNotExist if it is missing
+	// and ErrLocked if a retention period or legal hold forbids it.
+	Delete(ctx context.Context, key string) error
+
+	// List calls fn for every object whose key starts with prefix, in
+	// lexical key order. An error from fn stops the walk and is returned.
+	List(ctx context.Context, prefix string, fn func(Info) error) error
+}
+
+// ReaderAt is an open object that supports ranged reads.
+type ReaderAt interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// RangeReader is implemented by stores that read byte ranges without
+// fetching the whole object (both fs and s3 do).
+type RangeReader interface {
+	// OpenReaderAt opens key for ranged reads; ErrNotExist if missing.
+	OpenReaderAt(ctx context.Context, key string) (ReaderAt, error)
+}
+
+// LockMode is an S3 Object Lock retention mode.
+type LockMode string
+
+// Object Lock modes (S3 API names).
+const (
+	Governance LockMode = "GOVERNANCE"
+	Compliance LockMode = "COMPLIANCE"
+)
+
+// Lock is the Object Lock state of one object.
+type Lock struct {
+	Mode        LockMode  // empty when no retention is set
+	RetainUntil time.Time // zero when no retention is set
+	LegalHold   bool
+}
+
+// Locker is implemented by stores whose objects can carry an S3 Object Lock
+// (the s3 backend on a bucket created with Object Lock enabled).
+type Locker interface {
+	// LockEnabled reports whether the bucket has Object Lock enabled.
+	LockEnabled(ctx context.Context) (bool, error)
+	// SetRetention sets (or extends) the retention of key.
+	SetRetention(ctx context.Context, key string, mode LockMode, until time.Time) error
+	// SetLegalHold turns the legal hold of key on or off.
+	SetLegalHold(ctx context.Context, key string, on bool) error
+	// GetLock returns the lock state of key, or ErrNotExist.
+	GetLock(ctx context.Context, key string) (Lock, error)
+}
+
+// ValidKey checks the key syntax shared by every backend: 1 to 512 bytes of
+// segments joined by '/', each segment made of [a-z0-9._-], not starting
+// with '.', and not empty.
+func ValidKey(key string) error {
+	if key == "" || len(key) > 512 {
+		return fmt.Errorf("%w: %q: length must be 1-512", ErrInvalidKey, key)
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg[0] == '.' {
+			return fmt.Errorf("%w: %q: empty segment or segment starting with '.'", ErrInvalidKey, key)
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				return fmt.Errorf("%w: %q: byte %q not allowed", ErrInvalidKey, key, c)
+			}
+		}
+	}
+	return nil
+}
