@@ -147,6 +147,9 @@ type Receipt struct {
 	// Replayed is true when the DeliveryKey was already recorded, so nothing
 	// was written and Seq is the earlier delivery's.
 	Replayed bool
+	// Problems lists what the MIME parser found malformed. The message is
+	// archived byte for byte regardless; these are warnings, not errors.
+	Problems []string
 }
 
 // Archiver is the archive's single write path as sources see it.
