@@ -66,6 +66,7 @@ type Store interface {
 
 	// List calls fn for every object whose key starts with prefix, in
 	// lexical key order. An error from fn stops the walk and is returned.
+	// The prefix follows ValidPrefix, else List fails with ErrInvalidKey.
 	List(ctx context.Context, prefix string, fn func(Info) error) error
 }
 
@@ -114,7 +115,8 @@ type Locker interface {
 
 // ValidKey checks the key syntax shared by every backend: 1 to 512 bytes of
 // segments joined by '/', each segment made of [a-z0-9._-], not starting
-// with '.', and not empty.
+// with '.', and 1 to 255 bytes long (the file name limit of common
+// filesystems, so that every valid key fits the fs backend).
 func ValidKey(key string) error {
 	if key == "" || len(key) > 512 {
 		return fmt.Errorf("%w: %q: length must be 1-512", ErrInvalidKey, key)
@@ -123,12 +125,30 @@ func ValidKey(key string) error {
 		if seg == "" || seg[0] == '.' {
 			return fmt.Errorf("%w: %q: empty segment or segment starting with '.'", ErrInvalidKey, key)
 		}
+		if len(seg) > 255 {
+			return fmt.Errorf("%w: %q: segment longer than 255 bytes", ErrInvalidKey, key)
+		}
 		for i := 0; i < len(seg); i++ {
 			c := seg[i]
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 				return fmt.Errorf("%w: %q: byte %q not allowed", ErrInvalidKey, key, c)
 			}
 		}
+	}
+	return nil
+}
+
+// ValidPrefix checks a List prefix: empty (everything), or a string that
+// ValidKey accepts, optionally followed by one '/'. A prefix may end in the
+// middle of a segment ("messages/a" matches "messages/ab/..."). Any other
+// prefix could match no key, so List refuses it with ErrInvalidKey rather
+// than report nothing and hide a caller's bug.
+func ValidPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if err := ValidKey(strings.TrimSuffix(prefix, "/")); err != nil {
+		return fmt.Errorf("%w (as a List prefix)", err)
 	}
 	return nil
 }
