@@ -134,6 +134,9 @@ func (o *Options) Validate() error {
 	if o.Origin == "" {
 		return errors.New("audit: options: Origin is required")
 	}
+	if err := objstore.ValidKey(CheckpointKey(o.Origin, 1)); err != nil {
+		return fmt.Errorf("audit: options: origin %q does not make a valid object key: %w", o.Origin, err)
+	}
 	if o.ReadOnly {
 		return nil
 	}

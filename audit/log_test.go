@@ -125,6 +125,26 @@ func record(t testing.TB, l *Log, n int) []Seq {
 	return seqs
 }
 
+// recordParallel records n events from 8 goroutines (group commits), for
+// tests that need volume, not a particular order.
+func recordParallel(t testing.TB, l *Log, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := l.Record(context.Background(), sampleEvent(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 func TestRecordAssignsSeqAndChains(t *testing.T) {
 	e := newEnv(t, nil)
 	seqs := record(t, e.log, 10)
