@@ -1,0 +1,192 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cairn-archive/cairn/archive/index"
+	"github.com/cairn-archive/cairn/archive/ledger"
+)
+
+// commitTimeout bounds one group commit (segment write and index
+// transaction); past it the batch fails and its deliveries are not
+// acknowledged.
+const commitTimeout = 2 * time.Minute
+
+// commitLoop takes pending deliveries off the queue in batches: whatever
+// queued while the previous batch was committing goes into the next one, so
+// concurrent writers share one segment write and one index transaction.
+func (s *Store) commitLoop() {
+	defer close(s.stopped)
+	for {
+		var first *pending
+		select {
+		case first = <-s.queue:
+		case <-s.stop:
+			// Commit what was queued before the stop.
+			for {
+				select {
+				case p := <-s.queue:
+					s.commit(s.fill(p))
+				default:
+					return
+				}
+			}
+		}
+		s.commit(s.fill(first))
+	}
+}
+
+func (s *Store) fill(first *pending) []*pending {
+	batch := []*pending{first}
+	for len(batch) < s.opts.MaxBatch {
+		select {
+		case p := <-s.queue:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (s *Store) commit(batch []*pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	fail := func(err error) {
+		for _, p := range batch {
+			p.done <- err
+		}
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.behind.Load() {
+		if err := s.catchUpLocked(ctx); err != nil {
+			fail(err)
+			return
+		}
+	}
+	now := time.Now().UTC()
+	entries := make([]*ledger.Entry, len(batch))
+	for i, p := range batch {
+		p.entry.Time = now
+		entries[i] = p.entry
+	}
+	lines, st, err := s.log.Append(ctx, entries)
+	if err != nil {
+		fail(fmt.Errorf("archive: commit: %w", err))
+		return
+	}
+	b := &index.Batch{State: st, Tokens: make(map[uint64]string)}
+	for i, p := range batch {
+		e := p.entry
+		b.Entries = append(b.Entries, index.EntryRow{Seq: e.Seq, Kind: e.Kind, Ref: e.Ref, Line: lines[i]})
+		if p.message != nil {
+			p.message.Seq = e.Seq
+			p.message.ArchivedAt = e.Time
+			p.delivery.Message = e.Seq
+			b.Messages = append(b.Messages, *p.message)
+			if p.tokens != "" {
+				b.Tokens[e.Seq] = p.tokens
+			}
+		}
+		p.delivery.Seq = e.Seq
+		b.Deliveries = append(b.Deliveries, p.delivery)
+	}
+	if err := s.index.Commit(b); err != nil {
+		// The entries are in the ledger; the index catches up from it
+		// before the next commit. The senders retry, which at worst
+		// records one more delivery of the same bytes.
+		s.behind.Store(true)
+		fail(fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, entries[0].Seq, entries[len(entries)-1].Seq))
+		return
+	}
+	fail(nil)
+	if st.Size-s.ckptSize.Load() >= s.opts.CheckpointEvery {
+		select {
+		case s.ckptKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// catchUp replays into the index the ledger entries it lacks, after an
+// index commit failed.
+func (s *Store) catchUp(ctx context.Context) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if !s.behind.Load() {
+		return nil
+	}
+	return s.catchUpLocked(ctx)
+}
+
+func (s *Store) catchUpLocked(ctx context.Context) error {
+	st, err := s.index.LedgerState()
+	if err != nil {
+		return fmt.Errorf("archive: index unavailable: %w", err)
+	}
+	r := newReplayer(s)
+	lg, err := ledger.Open(ctx, s.objs, s.opts.LogID, s.opts.Signing.Signer, s.opts.Signing.Verifier, st, r.replay)
+	if err != nil {
+		return fmt.Errorf("archive: index catch-up: %w", err)
+	}
+	if err := r.flush(ctx, lg.State()); err != nil {
+		return fmt.Errorf("archive: index catch-up: %w", err)
+	}
+	if lg.Size() != s.log.Size() {
+		return fmt.Errorf("archive: index catch-up reached entry %d, the ledger has %d", lg.Size(), s.log.Size())
+	}
+	s.behind.Store(false)
+	s.lg.Info("index caught up with the ledger", "entries", r.count)
+	return nil
+}
+
+// checkpointLoop publishes a signed checkpoint when CheckpointEvery entries
+// have been added, and every CheckpointInterval while entries keep coming.
+func (s *Store) checkpointLoop() {
+	defer close(s.ckptDone)
+	t := time.NewTicker(s.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.ckptKick:
+		}
+		if s.log.Size() > s.ckptSize.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if _, _, err := s.publishCheckpoint(ctx); err != nil {
+				s.lg.Error("checkpoint not published", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// PublishCheckpoint signs and stores a checkpoint of the ledger as it is
+// now, and hands it to OnCheckpoint.
+func (s *Store) PublishCheckpoint(ctx context.Context) (ledger.Checkpoint, []byte, error) {
+	return s.publishCheckpoint(ctx)
+}
+
+func (s *Store) publishCheckpoint(ctx context.Context) (ledger.Checkpoint, []byte, error) {
+	if s.log == nil {
+		return ledger.Checkpoint{}, nil, fmt.Errorf("archive: opened read-only")
+	}
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	c, signed, err := s.log.PublishCheckpoint(ctx)
+	if err != nil {
+		return c, nil, err
+	}
+	if c.Size > s.ckptSize.Load() {
+		s.ckptSize.Store(c.Size)
+		if s.opts.OnCheckpoint != nil {
+			s.opts.OnCheckpoint(c, signed)
+		}
+	}
+	return c, signed, nil
+}

@@ -1,0 +1,435 @@
+// Package index is the archive's SQLite index: what was archived, for whom,
+// and the parsed structure of each message, so that listing, searching and
+// the IMAP view never parse or decrypt a message to answer.
+//
+// The index is not the source of truth (invariant 3): every row is derived
+// from the ledger and the objects, and `cairn reindex` rebuilds it from the
+// object store. Rows carry a MAC keyed from the archive secret, so an edit
+// made to the database behind Cairn's back is found by `cairn verify`.
+//
+// Plaintext held here, field by field (invariant 4; docs/FORMAT.md):
+// messages: the top-level header block (which holds From, To, Cc, Subject,
+// Date, Message-ID and the other header fields) and the MIME structure
+// (types, parameters, filenames, sizes, offsets), never a body; deliveries:
+// the envelope (source, sender, recipients incl. Bcc, custodians, source
+// details); the full-text index holds keyed hashes of words, not words.
+package index
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo)
+
+	"github.com/cairn-archive/cairn/archive/ledger"
+)
+
+// ErrNotFound is returned (wrapped) when a row does not exist.
+var ErrNotFound = errors.New("index: not found")
+
+// Message states.
+const (
+	StateActive   = 0
+	StateDisposed = 1
+	StateErased   = 2
+)
+
+const schemaVersion = 1
+
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL)`,
+	// A copy of every ledger line, for verification against the store and
+	// for inclusion proofs; leaf is the RFC 9162 leaf hash.
+	`CREATE TABLE IF NOT EXISTS entries (
+		seq  INTEGER PRIMARY KEY,
+		kind TEXT NOT NULL,
+		ref  INTEGER,
+		line BLOB NOT NULL,
+		leaf BLOB NOT NULL
+	)`,
+	`CREATE TABLE IF NOT EXISTS messages (
+		seq           INTEGER PRIMARY KEY,
+		sha256        BLOB UNIQUE,
+		size          INTEGER NOT NULL,
+		object        TEXT NOT NULL,
+		key_object    TEXT NOT NULL,
+		object_sha256 BLOB NOT NULL,
+		object_size   INTEGER NOT NULL,
+		archived_at   INTEGER NOT NULL,
+		date          INTEGER,
+		from_addr     TEXT NOT NULL DEFAULT '',
+		to_addrs      TEXT NOT NULL DEFAULT '',
+		cc_addrs      TEXT NOT NULL DEFAULT '',
+		subject       TEXT NOT NULL DEFAULT '',
+		message_id    TEXT NOT NULL DEFAULT '',
+		header        BLOB NOT NULL,
+		structure     BLOB NOT NULL,
+		problems      TEXT NOT NULL DEFAULT '',
+		state         INTEGER NOT NULL DEFAULT 0,
+		mac           BLOB NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS messages_date ON messages(date)`,
+	`CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id)`,
+	`CREATE INDEX IF NOT EXISTS messages_object ON messages(object)`,
+	`CREATE INDEX IF NOT EXISTS messages_key_object ON messages(key_object)`,
+	`CREATE INDEX IF NOT EXISTS messages_object_sha256 ON messages(object_sha256)`,
+	`CREATE TABLE IF NOT EXISTS deliveries (
+		seq          INTEGER PRIMARY KEY,
+		message      INTEGER NOT NULL,
+		delivery_key TEXT UNIQUE,
+		source       TEXT NOT NULL,
+		sender       TEXT NOT NULL,
+		received_at  INTEGER NOT NULL,
+		envelope     BLOB NOT NULL,
+		mac          BLOB NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries(message)`,
+	`CREATE TABLE IF NOT EXISTS recipients (
+		delivery INTEGER NOT NULL,
+		message  INTEGER NOT NULL,
+		addr     TEXT NOT NULL,
+		kind     TEXT NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS recipients_addr ON recipients(addr, message)`,
+	`CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message)`,
+	`CREATE TABLE IF NOT EXISTS custodians (
+		addr    TEXT NOT NULL,
+		message INTEGER NOT NULL,
+		PRIMARY KEY (addr, message)
+	) WITHOUT ROWID`,
+	`CREATE INDEX IF NOT EXISTS custodians_message ON custodians(message)`,
+	// Blind full-text index: each word of a message's text is replaced by a
+	// keyed hash before it reaches SQLite (docid = message seq).
+	`CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts4(content="", tokens)`,
+}
+
+// Index is the SQLite index. It is safe for concurrent use; writes are
+// serialised by the archive's group commit.
+type Index struct {
+	db     *sql.DB
+	macKey []byte
+	path   string
+}
+
+// Open opens (creating if needed) the index database at path. macKey keys
+// the row MACs.
+func Open(path string, macKey []byte) (*Index, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=off&cache=private"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("index: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(0)
+	for _, stmt := range schema {
+		if _, err := db.Exec(stmt); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("index: %s: schema: %w", path, err)
+		}
+	}
+	ix := &Index{db: db, macKey: macKey, path: path}
+	var v int
+	err = db.QueryRow(`SELECT CAST(v AS INTEGER) FROM meta WHERE k = 'schema'`).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := db.Exec(`INSERT INTO meta(k, v) VALUES('schema', ?)`, schemaVersion); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("index: %w", err)
+		}
+	case err != nil:
+		db.Close()
+		return nil, fmt.Errorf("index: %s: %w", path, err)
+	case v != schemaVersion:
+		db.Close()
+		return nil, fmt.Errorf("index: %s has schema %d, this cairn knows %d; run `cairn reindex`", path, v, schemaVersion)
+	}
+	return ix, nil
+}
+
+// Close closes the database.
+func (ix *Index) Close() error { return ix.db.Close() }
+
+// DB exposes the database for read-only queries by the archive's readers
+// (IMAP view, search). Writers go through Commit.
+func (ix *Index) DB() *sql.DB { return ix.db }
+
+// Path is the database file.
+func (ix *Index) Path() string { return ix.path }
+
+// MessageRow is one archived message.
+type MessageRow struct {
+	Seq          uint64
+	SHA256       [32]byte
+	Size         int64
+	Object       string
+	KeyObject    string
+	ObjectSHA256 [32]byte
+	ObjectSize   int64
+	ArchivedAt   time.Time
+	Date         time.Time // the Date header, zero when missing or unparseable
+	From         string    // lower-case addresses, comma-separated
+	To           string
+	Cc           string
+	Subject      string // decoded
+	MessageID    string
+	Header       []byte // the raw top-level header block, incl. the blank line
+	Structure    []byte // message.Part, binary
+	Problems     []string
+	State        int
+}
+
+// DeliveryRow is one delivery of a message. Its MAC covers the envelope
+// JSON; the recipients and custodians rows are derived from it.
+type DeliveryRow struct {
+	Seq         uint64
+	Message     uint64
+	DeliveryKey string
+	Source      string
+	Sender      string
+	ReceivedAt  time.Time
+	Envelope    []byte // the envelope JSON as sealed in the ledger
+	Recipients  []Recipient
+	Custodians  []string
+}
+
+// Recipient is one recipient row.
+type Recipient struct {
+	Addr string
+	Kind string
+}
+
+// EntryRow is one ledger line.
+type EntryRow struct {
+	Seq  uint64
+	Kind string
+	Ref  *uint64
+	Line []byte
+}
+
+// Batch is what one group commit adds to the index.
+type Batch struct {
+	Entries    []EntryRow
+	Messages   []MessageRow
+	Deliveries []DeliveryRow
+	// Tokens maps a message seq to its blind full-text tokens.
+	Tokens map[uint64]string
+	// State is the ledger state after the batch.
+	State ledger.State
+}
+
+// Commit writes a batch in one transaction.
+func (ix *Index) Commit(b *Batch) error {
+	tx, err := ix.db.Begin()
+	if err != nil {
+		return fmt.Errorf("index: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := ix.commitTx(tx, b); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}
+
+func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
+	if len(b.Entries) > 0 {
+		st, err := tx.Prepare(`INSERT INTO entries(seq, kind, ref, line, leaf) VALUES(?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		defer st.Close()
+		for _, e := range b.Entries {
+			leaf := ledger.LeafHash(e.Line)
+			var ref any
+			if e.Ref != nil {
+				ref = int64(*e.Ref)
+			}
+			if _, err := st.Exec(int64(e.Seq), e.Kind, ref, e.Line, leaf[:]); err != nil {
+				return fmt.Errorf("index: entry %d: %w", e.Seq, err)
+			}
+		}
+	}
+	if len(b.Messages) > 0 {
+		st, err := tx.Prepare(`INSERT INTO messages(seq, sha256, size, object, key_object, object_sha256, object_size,
+			archived_at, date, from_addr, to_addrs, cc_addrs, subject, message_id, header, structure, problems, state, mac)
+			VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		defer st.Close()
+		for i := range b.Messages {
+			m := &b.Messages[i]
+			var date any
+			if !m.Date.IsZero() {
+				date = m.Date.Unix()
+			}
+			var sha any = m.SHA256[:]
+			if m.SHA256 == ([32]byte{}) {
+				sha = nil // unknown (unreadable at reindex) or erased
+			}
+			if _, err := st.Exec(int64(m.Seq), sha, m.Size, m.Object, m.KeyObject, m.ObjectSHA256[:], m.ObjectSize,
+				m.ArchivedAt.UnixNano(), date, m.From, m.To, m.Cc, m.Subject, m.MessageID, m.Header, m.Structure,
+				strings.Join(m.Problems, "\n"), m.State, ix.messageMAC(m)); err != nil {
+				return fmt.Errorf("index: message %d: %w", m.Seq, err)
+			}
+		}
+	}
+	if len(b.Deliveries) > 0 {
+		st, err := tx.Prepare(`INSERT INTO deliveries(seq, message, delivery_key, source, sender, received_at, envelope, mac) VALUES(?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		defer st.Close()
+		rst, err := tx.Prepare(`INSERT INTO recipients(delivery, message, addr, kind) VALUES(?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		defer rst.Close()
+		cst, err := tx.Prepare(`INSERT OR IGNORE INTO custodians(addr, message) VALUES(?,?)`)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		defer cst.Close()
+		for i := range b.Deliveries {
+			d := &b.Deliveries[i]
+			var key any
+			if d.DeliveryKey != "" {
+				key = d.DeliveryKey
+			}
+			if _, err := st.Exec(int64(d.Seq), int64(d.Message), key, d.Source, d.Sender, d.ReceivedAt.UnixNano(), d.Envelope, ix.deliveryMAC(d)); err != nil {
+				return fmt.Errorf("index: delivery %d: %w", d.Seq, err)
+			}
+			for _, r := range d.Recipients {
+				if _, err := rst.Exec(int64(d.Seq), int64(d.Message), r.Addr, r.Kind); err != nil {
+					return fmt.Errorf("index: delivery %d: %w", d.Seq, err)
+				}
+			}
+			for _, c := range d.Custodians {
+				if _, err := cst.Exec(c, int64(d.Message)); err != nil {
+					return fmt.Errorf("index: delivery %d: %w", d.Seq, err)
+				}
+			}
+		}
+	}
+	for seq, toks := range b.Tokens {
+		if _, err := tx.Exec(`INSERT INTO fts(docid, tokens) VALUES(?, ?)`, int64(seq), toks); err != nil {
+			return fmt.Errorf("index: tokens of %d: %w", seq, err)
+		}
+	}
+	if err := putState(tx, b.State); err != nil {
+		return err
+	}
+	return nil
+}
+
+// LedgerState returns the ledger state the index has caught up to.
+func (ix *Index) LedgerState() (ledger.State, error) {
+	var st ledger.State
+	var blob []byte
+	err := ix.db.QueryRow(`SELECT v FROM meta WHERE k = 'ledger_state'`).Scan(&blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("index: ledger state: %w", err)
+	}
+	if len(blob) < 40 || (len(blob)-40)%32 != 0 {
+		return st, fmt.Errorf("index: ledger state is corrupt; run `cairn reindex`")
+	}
+	st.Size = binary.BigEndian.Uint64(blob[:8])
+	copy(st.Last[:], blob[8:40])
+	for b := blob[40:]; len(b) > 0; b = b[32:] {
+		var h ledger.Hash
+		copy(h[:], b[:32])
+		st.Range = append(st.Range, h)
+	}
+	return st, nil
+}
+
+func putState(tx *sql.Tx, st ledger.State) error {
+	blob := make([]byte, 0, 40+32*len(st.Range))
+	blob = binary.BigEndian.AppendUint64(blob, st.Size)
+	blob = append(blob, st.Last[:]...)
+	for _, h := range st.Range {
+		blob = append(blob, h[:]...)
+	}
+	if _, err := tx.Exec(`INSERT INTO meta(k, v) VALUES('ledger_state', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, blob); err != nil {
+		return fmt.Errorf("index: ledger state: %w", err)
+	}
+	return nil
+}
+
+// mac helpers: HMAC-SHA256 over length-prefixed fields, in column order.
+type macWriter struct{ h interface{ Write([]byte) (int, error) } }
+
+func (w macWriter) bytes(b []byte) {
+	var l [8]byte
+	binary.BigEndian.PutUint64(l[:], uint64(len(b)))
+	w.h.Write(l[:])
+	w.h.Write(b)
+}
+func (w macWriter) str(s string) { w.bytes([]byte(s)) }
+func (w macWriter) int(n int64) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	w.h.Write(b[:])
+}
+
+func (ix *Index) messageMAC(m *MessageRow) []byte {
+	h := hmac.New(sha256.New, ix.macKey)
+	w := macWriter{h}
+	w.str("message")
+	w.int(int64(m.Seq))
+	w.bytes(m.SHA256[:])
+	w.int(m.Size)
+	w.str(m.Object)
+	w.str(m.KeyObject)
+	w.bytes(m.ObjectSHA256[:])
+	w.int(m.ObjectSize)
+	w.int(m.ArchivedAt.UnixNano())
+	if m.Date.IsZero() {
+		w.int(-1 << 63)
+	} else {
+		w.int(m.Date.Unix())
+	}
+	w.str(m.From)
+	w.str(m.To)
+	w.str(m.Cc)
+	w.str(m.Subject)
+	w.str(m.MessageID)
+	w.bytes(m.Header)
+	w.bytes(m.Structure)
+	w.str(strings.Join(m.Problems, "\n"))
+	w.int(int64(m.State))
+	return h.Sum(nil)
+}
+
+func (ix *Index) deliveryMAC(d *DeliveryRow) []byte {
+	h := hmac.New(sha256.New, ix.macKey)
+	w := macWriter{h}
+	w.str("delivery")
+	w.int(int64(d.Seq))
+	w.int(int64(d.Message))
+	w.str(d.DeliveryKey)
+	w.str(d.Source)
+	w.str(d.Sender)
+	w.int(d.ReceivedAt.UnixNano())
+	w.bytes(d.Envelope)
+	return h.Sum(nil)
+}
+
+func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }

@@ -1,0 +1,247 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// MessageBySHA returns the seq and state of the message with these bytes.
+func (ix *Index) MessageBySHA(ctx context.Context, sha [32]byte) (seq uint64, state int, err error) {
+	var s int64
+	err = ix.db.QueryRowContext(ctx, `SELECT seq, state FROM messages WHERE sha256 = ?`, sha[:]).Scan(&s, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("%w: message %x", ErrNotFound, sha[:8])
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("index: %w", err)
+	}
+	return uint64(s), state, nil
+}
+
+// DeliveryByKey returns the delivery recorded under key and its message.
+func (ix *Index) DeliveryByKey(ctx context.Context, key string) (seq, message uint64, err error) {
+	var s, m int64
+	err = ix.db.QueryRowContext(ctx, `SELECT seq, message FROM deliveries WHERE delivery_key = ?`, key).Scan(&s, &m)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("%w: delivery key %q", ErrNotFound, key)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("index: %w", err)
+	}
+	return uint64(s), uint64(m), nil
+}
+
+const messageColumns = `seq, sha256, size, object, key_object, object_sha256, object_size, archived_at, date,
+	from_addr, to_addrs, cc_addrs, subject, message_id, header, structure, problems, state, mac`
+
+func scanMessage(sc interface{ Scan(...any) error }) (*MessageRow, []byte, error) {
+	var m MessageRow
+	var seq, archived int64
+	var date sql.NullInt64
+	var sha, osha, mac []byte
+	var problems string
+	if err := sc.Scan(&seq, &sha, &m.Size, &m.Object, &m.KeyObject, &osha, &m.ObjectSize, &archived, &date,
+		&m.From, &m.To, &m.Cc, &m.Subject, &m.MessageID, &m.Header, &m.Structure, &problems, &m.State, &mac); err != nil {
+		return nil, nil, err
+	}
+	m.Seq = uint64(seq)
+	copy(m.SHA256[:], sha)
+	copy(m.ObjectSHA256[:], osha)
+	m.ArchivedAt = time.Unix(0, archived).UTC()
+	if date.Valid {
+		m.Date = time.Unix(date.Int64, 0).UTC()
+	}
+	if problems != "" {
+		m.Problems = strings.Split(problems, "\n")
+	}
+	return &m, mac, nil
+}
+
+// Message returns the message stored by ledger entry seq.
+func (ix *Index) Message(ctx context.Context, seq uint64) (*MessageRow, error) {
+	row := ix.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE seq = ?`, int64(seq))
+	m, _, err := scanMessage(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: message %d", ErrNotFound, seq)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: message %d: %w", seq, err)
+	}
+	return m, nil
+}
+
+// MessageSeqBySHA resolves a (full, lower-case hex) SHA-256 to a seq.
+func (ix *Index) MessageSeqBySHA(ctx context.Context, sha [32]byte) (uint64, error) {
+	seq, _, err := ix.MessageBySHA(ctx, sha)
+	return seq, err
+}
+
+// MessageOfEntry returns the message seq that ledger entry seq concerns: the
+// entry itself for a message entry, its ref for a delivery.
+func (ix *Index) MessageOfEntry(ctx context.Context, seq uint64) (uint64, error) {
+	var kind string
+	var ref sql.NullInt64
+	err := ix.db.QueryRowContext(ctx, `SELECT kind, ref FROM entries WHERE seq = ?`, int64(seq)).Scan(&kind, &ref)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: ledger entry %d", ErrNotFound, seq)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("index: %w", err)
+	}
+	if ref.Valid {
+		return uint64(ref.Int64), nil
+	}
+	return seq, nil
+}
+
+// EachMessage calls fn for every message row in seq order, with whether its
+// MAC verifies. Rows are streamed, not held.
+func (ix *Index) EachMessage(ctx context.Context, fn func(m *MessageRow, macOK bool) error) error {
+	rows, err := ix.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, mac, err := scanMessage(rows)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		ok := hmacEqual(mac, ix.messageMAC(m))
+		if err := fn(m, ok); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// EachDelivery calls fn for every delivery row in seq order, with whether
+// its MAC verifies and its recipient rows.
+func (ix *Index) EachDelivery(ctx context.Context, fn func(d *DeliveryRow, macOK bool) error) error {
+	rows, err := ix.db.QueryContext(ctx, `SELECT seq, message, COALESCE(delivery_key, ''), source, sender, received_at, envelope, mac FROM deliveries ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d DeliveryRow
+		var seq, msg, recv int64
+		var mac []byte
+		if err := rows.Scan(&seq, &msg, &d.DeliveryKey, &d.Source, &d.Sender, &recv, &d.Envelope, &mac); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		d.Seq, d.Message, d.ReceivedAt = uint64(seq), uint64(msg), time.Unix(0, recv).UTC()
+		if err := fn(&d, hmacEqual(mac, ix.deliveryMAC(&d))); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// EachEntry calls fn for every ledger line in the index, in seq order.
+func (ix *Index) EachEntry(ctx context.Context, fn func(seq uint64, line []byte) error) error {
+	rows, err := ix.db.QueryContext(ctx, `SELECT seq, line FROM entries ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var line []byte
+		if err := rows.Scan(&seq, &line); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		if err := fn(uint64(seq), line); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Entry returns the ledger line of seq.
+func (ix *Index) Entry(ctx context.Context, seq uint64) ([]byte, error) {
+	var line []byte
+	err := ix.db.QueryRowContext(ctx, `SELECT line FROM entries WHERE seq = ?`, int64(seq)).Scan(&line)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: ledger entry %d", ErrNotFound, seq)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return line, nil
+}
+
+// Recipients returns the recipient rows of delivery seq, in stored order.
+func (ix *Index) Recipients(ctx context.Context, delivery uint64) ([]Recipient, error) {
+	rows, err := ix.db.QueryContext(ctx, `SELECT addr, kind FROM recipients WHERE delivery = ? ORDER BY rowid`, int64(delivery))
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	var out []Recipient
+	for rows.Next() {
+		var r Recipient
+		if err := rows.Scan(&r.Addr, &r.Kind); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Custodians returns the custodian addresses of message seq, sorted.
+func (ix *Index) Custodians(ctx context.Context, message uint64) ([]string, error) {
+	rows, err := ix.db.QueryContext(ctx, `SELECT addr FROM custodians WHERE message = ? ORDER BY addr`, int64(message))
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Counts returns how many entries, messages and deliveries the index holds.
+func (ix *Index) Counts(ctx context.Context) (entries, messages, deliveries int64, err error) {
+	err = ix.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM entries), (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM deliveries)`).Scan(&entries, &messages, &deliveries)
+	if err != nil {
+		err = fmt.Errorf("index: %w", err)
+	}
+	return
+}
+
+// MessageByObjectSHA returns the message whose stored object has this
+// SHA-256 (to name what replaced a damaged object).
+func (ix *Index) MessageByObjectSHA(ctx context.Context, sha [32]byte) (uint64, error) {
+	var seq int64
+	err := ix.db.QueryRowContext(ctx, `SELECT seq FROM messages WHERE object_sha256 = ?`, sha[:]).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: object %x", ErrNotFound, sha[:8])
+	}
+	if err != nil {
+		return 0, fmt.Errorf("index: %w", err)
+	}
+	return uint64(seq), nil
+}
+
+// ObjectReferenced reports whether any message or delivery names key.
+func (ix *Index) ObjectReferenced(ctx context.Context, key string) (bool, error) {
+	var n int
+	err := ix.db.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM messages WHERE object = ?1 OR key_object = ?1)
+		OR EXISTS(SELECT 1 FROM entries WHERE kind IN ('message','delivery') AND instr(line, ?2) > 0 AND ?3)`,
+		key, `"evidence":"`+key+`"`, strings.HasPrefix(key, "evidence/")).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("index: %w", err)
+	}
+	return n != 0, nil
+}

@@ -1,0 +1,255 @@
+// Package payload is the format of a stored message object: the original
+// bytes, compressed as a zstd seekable stream, encrypted as one age file
+// under the message's own file key.
+//
+//	object    = age file (SPEC: age-encryption.org/v1) whose header holds the
+//	            single stanza "-> cairn-key v1" and whose payload is:
+//	plaintext = zstd frame{0..n} seek-table
+//
+// The seek table follows the zstd seekable format (SPEC:
+// github.com/facebook/zstd/blob/dev/contrib/seekable_format/zstd_seekable_compression_format.md)
+// without per-frame checksums (the age payload is authenticated). Each frame
+// holds FrameSize bytes of the original (the last one may be shorter), so a
+// reader decrypts and decompresses only the frames a byte range touches:
+// age's STREAM chunks (64 KiB) are authenticated one by one, which is what
+// age.DecryptReaderAt exploits. `zstd -d` decompresses the plaintext as is.
+package payload
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"sync"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/cairn-archive/cairn/crypto"
+)
+
+// FrameSize is the number of original bytes per zstd frame.
+const FrameSize = 256 << 10
+
+const (
+	skippableMagic = 0x184D2A5E // zstd skippable frame, seekable variant
+	seekableMagic  = 0x8F92EAB1
+	footerSize     = 9
+	entrySize      = 8 // compressed size u32, decompressed size u32
+	maxFrames      = 1 << 20
+)
+
+// ErrFormat is returned (wrapped) when an object is not a valid payload.
+var ErrFormat = errors.New("payload: malformed object")
+
+var (
+	encOnce sync.Once
+	enc     *zstd.Encoder
+	dec     *zstd.Decoder
+)
+
+func codecs() (*zstd.Encoder, *zstd.Decoder) {
+	encOnce.Do(func() {
+		var err error
+		enc, err = zstd.NewWriter(nil,
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithEncoderCRC(false),
+			zstd.WithZeroFrames(true),
+			zstd.WithEncoderLevel(zstd.SpeedDefault))
+		if err != nil {
+			panic(err)
+		}
+		dec, err = zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithDecoderMaxMemory(4*FrameSize))
+		if err != nil {
+			panic(err)
+		}
+	})
+	return enc, dec
+}
+
+// Seal writes the object for raw to dst and records the file key in mk.
+func Seal(dst io.Writer, raw []byte, mk *crypto.MessageKey) error {
+	e, _ := codecs()
+	w, err := mk.Encrypt(dst)
+	if err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	nFrames := (len(raw) + FrameSize - 1) / FrameSize
+	table := make([]byte, 0, 8+nFrames*entrySize+footerSize)
+	table = binary.LittleEndian.AppendUint32(table, skippableMagic)
+	table = binary.LittleEndian.AppendUint32(table, uint32(nFrames*entrySize+footerSize))
+	buf := make([]byte, 0, zstdBound(min(len(raw), FrameSize)))
+	for off := 0; off < len(raw); off += FrameSize {
+		chunk := raw[off:min(off+FrameSize, len(raw))]
+		buf = e.EncodeAll(chunk, buf[:0])
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("payload: %w", err)
+		}
+		table = binary.LittleEndian.AppendUint32(table, uint32(len(buf)))
+		table = binary.LittleEndian.AppendUint32(table, uint32(len(chunk)))
+	}
+	table = binary.LittleEndian.AppendUint32(table, uint32(nFrames))
+	table = append(table, 0) // descriptor: no checksums
+	table = binary.LittleEndian.AppendUint32(table, seekableMagic)
+	if _, err := w.Write(table); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	return nil
+}
+
+func zstdBound(n int) int { return n + n>>8 + 64 }
+
+// Reader reads the original bytes of an object by range. It is safe for
+// concurrent use; it keeps one decoded frame cached.
+type Reader struct {
+	plain    io.ReaderAt
+	rawOff   []int64 // start of frame i in the original; rawOff[n] = size
+	compOff  []int64 // start of frame i in the plaintext
+	size     int64
+	mu       sync.Mutex
+	cacheIdx int
+	cache    []byte
+}
+
+// Open opens an object of encryptedSize bytes read from src with mk's file
+// key. Only the age header and the seek table are read here.
+func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader, error) {
+	plain, plainSize, err := age.DecryptReaderAt(src, encryptedSize, mk.Identity())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	if plainSize < 8+footerSize {
+		return nil, fmt.Errorf("%w: %d plaintext bytes", ErrFormat, plainSize)
+	}
+	var foot [footerSize]byte
+	if err := readAt(plain, foot[:], plainSize-footerSize); err != nil {
+		return nil, fmt.Errorf("%w: footer: %v", ErrFormat, err)
+	}
+	n := int64(binary.LittleEndian.Uint32(foot[0:4]))
+	if foot[4] != 0 || binary.LittleEndian.Uint32(foot[5:9]) != seekableMagic || n > maxFrames {
+		return nil, fmt.Errorf("%w: bad seek table footer", ErrFormat)
+	}
+	tableStart := plainSize - footerSize - n*entrySize - 8
+	if tableStart < 0 {
+		return nil, fmt.Errorf("%w: seek table larger than the object", ErrFormat)
+	}
+	table := make([]byte, 8+n*entrySize)
+	if err := readAt(plain, table, tableStart); err != nil {
+		return nil, fmt.Errorf("%w: seek table: %v", ErrFormat, err)
+	}
+	if binary.LittleEndian.Uint32(table[0:4]) != skippableMagic ||
+		int64(binary.LittleEndian.Uint32(table[4:8])) != n*entrySize+footerSize {
+		return nil, fmt.Errorf("%w: bad seek table header", ErrFormat)
+	}
+	r := &Reader{plain: plain, rawOff: make([]int64, n+1), compOff: make([]int64, n+1), cacheIdx: -1}
+	for i := int64(0); i < n; i++ {
+		e := table[8+i*entrySize:]
+		c, d := int64(binary.LittleEndian.Uint32(e[0:4])), int64(binary.LittleEndian.Uint32(e[4:8]))
+		if d > FrameSize || (d < FrameSize && i != n-1) {
+			return nil, fmt.Errorf("%w: frame %d holds %d bytes", ErrFormat, i, d)
+		}
+		r.compOff[i+1] = r.compOff[i] + c
+		r.rawOff[i+1] = r.rawOff[i] + d
+	}
+	if r.compOff[n] != tableStart {
+		return nil, fmt.Errorf("%w: frames end at %d, seek table starts at %d", ErrFormat, r.compOff[n], tableStart)
+	}
+	r.size = r.rawOff[n]
+	return r, nil
+}
+
+// Size is the size of the original message.
+func (r *Reader) Size() int64 { return r.size }
+
+// ReadAt reads original bytes at off (io.ReaderAt).
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("payload: negative offset")
+	}
+	n := 0
+	for n < len(p) {
+		if off >= r.size {
+			return n, io.EOF
+		}
+		i := sort.Search(len(r.rawOff)-1, func(i int) bool { return r.rawOff[i+1] > off })
+		frame, err := r.frame(i)
+		if err != nil {
+			return n, err
+		}
+		c := copy(p[n:], frame[off-r.rawOff[i]:])
+		n += c
+		off += int64(c)
+	}
+	return n, nil
+}
+
+// frame returns the decoded frame i; the slice is valid until the next call
+// only when it is the cached one, so it is copied out under the lock.
+func (r *Reader) frame(i int) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cacheIdx == i {
+		return r.cache, nil
+	}
+	_, d := codecs()
+	comp := make([]byte, r.compOff[i+1]-r.compOff[i])
+	if err := readAt(r.plain, comp, r.compOff[i]); err != nil {
+		return nil, fmt.Errorf("%w: frame %d: %v", ErrFormat, i, err)
+	}
+	out, err := d.DecodeAll(comp, make([]byte, 0, r.rawOff[i+1]-r.rawOff[i]))
+	if err != nil || int64(len(out)) != r.rawOff[i+1]-r.rawOff[i] {
+		return nil, fmt.Errorf("%w: frame %d does not decompress to its size", ErrFormat, i)
+	}
+	r.cacheIdx, r.cache = i, out
+	return out, nil
+}
+
+// WriteTo writes the whole original to w, frame by frame (io.WriterTo).
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for i := 0; i < len(r.rawOff)-1; i++ {
+		f, err := r.frame(i)
+		if err != nil {
+			return total, err
+		}
+		n, err := w.Write(f)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// NewSectionReader reads n original bytes from off as a stream.
+func (r *Reader) NewSectionReader(off, n int64) *io.SectionReader {
+	return io.NewSectionReader(r, off, n)
+}
+
+// Bytes reads the whole original into memory; for callers that need it all.
+func (r *Reader) Bytes() ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(int(r.size))
+	_, err := r.WriteTo(&b)
+	return b.Bytes(), err
+}
+
+// readAt fills p, accepting io.EOF with a full read (io.ReaderAt allows it).
+func readAt(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,126 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/cairn-archive/cairn/archive/index"
+	"github.com/cairn-archive/cairn/archive/objstore"
+	"github.com/cairn-archive/cairn/archive/payload"
+	"github.com/cairn-archive/cairn/crypto"
+)
+
+// ErrNotFound is returned (wrapped) for an id that names no message.
+var ErrNotFound = errors.New("archive: no such message")
+
+// Resolve turns a user's message id into a message seq: a ledger sequence
+// number (of the message entry or of any delivery of it) or the SHA-256 of
+// the original bytes in hex.
+func (s *Store) Resolve(ctx context.Context, id string) (uint64, error) {
+	id = strings.TrimSpace(id)
+	if n, err := strconv.ParseUint(id, 10, 64); err == nil {
+		seq, err := s.index.MessageOfEntry(ctx, n)
+		if errors.Is(err, index.ErrNotFound) {
+			return 0, fmt.Errorf("%w: ledger entry %d does not exist", ErrNotFound, n)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if _, err := s.index.Message(ctx, seq); err != nil {
+			return 0, fmt.Errorf("%w: ledger entry %d is not a message or delivery", ErrNotFound, n)
+		}
+		return seq, nil
+	}
+	b, err := hex.DecodeString(strings.ToLower(id))
+	if err != nil || len(b) != 32 {
+		return 0, fmt.Errorf("%w: %q is neither a ledger sequence number nor a 64-digit SHA-256", ErrNotFound, id)
+	}
+	var sha [32]byte
+	copy(sha[:], b)
+	seq, _, err := s.index.MessageBySHA(ctx, sha)
+	if errors.Is(err, index.ErrNotFound) {
+		return 0, fmt.Errorf("%w: no message has SHA-256 %s", ErrNotFound, id)
+	}
+	return seq, err
+}
+
+// Message is an opened message: its index row and a reader of its original
+// bytes by range. Close it when done.
+type Message struct {
+	Row *index.MessageRow
+	*payload.Reader
+	closer io.Closer
+}
+
+// Close releases the object.
+func (m *Message) Close() error { return m.closer.Close() }
+
+// ErrUnreadable is returned (wrapped) for a message whose key or object is
+// gone: disposed, erased or damaged.
+var ErrUnreadable = errors.New("archive: message cannot be read")
+
+// OpenMessage opens message seq for reading. Bodies are decrypted range by
+// range (payload.Reader), so nothing holds a whole large message.
+func (s *Store) OpenMessage(ctx context.Context, seq uint64) (*Message, error) {
+	m, err := s.index.Message(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	if m.State != index.StateActive {
+		return nil, fmt.Errorf("%w: message %d was %s", ErrUnreadable, seq, stateName(m.State))
+	}
+	mk, err := s.messageKey(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	rd, closer, err := s.openPayload(ctx, m, mk)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	if rd.Size() != m.Size {
+		closer.Close()
+		return nil, fmt.Errorf("%w: message %d holds %d bytes, the ledger says %d", ErrUnreadable, seq, rd.Size(), m.Size)
+	}
+	return &Message{Row: m, Reader: rd, closer: closer}, nil
+}
+
+func stateName(st int) string {
+	switch st {
+	case index.StateDisposed:
+		return "disposed"
+	case index.StateErased:
+		return "erased"
+	}
+	return "active"
+}
+
+func (s *Store) openPayload(ctx context.Context, m *index.MessageRow, mk *crypto.MessageKey) (*payload.Reader, io.Closer, error) {
+	var src io.ReaderAt
+	var size int64
+	var closer io.Closer = io.NopCloser(nil)
+	if rr, ok := s.objs.(objstore.RangeReader); ok {
+		ra, err := rr.OpenReaderAt(ctx, m.Object)
+		if err != nil {
+			return nil, nil, fmt.Errorf("object %s: %w", m.Object, err)
+		}
+		src, size, closer = ra, ra.Size(), ra
+	} else {
+		b, err := readSmall(ctx, s.objs, m.Object, m.ObjectSize)
+		if err != nil {
+			return nil, nil, fmt.Errorf("object %s: %w", m.Object, err)
+		}
+		src, size = bytes.NewReader(b), int64(len(b))
+	}
+	rd, err := payload.Open(src, size, mk)
+	if err != nil {
+		closer.Close()
+		return nil, nil, fmt.Errorf("object %s: %w", m.Object, err)
+	}
+	return rd, closer, nil
+}

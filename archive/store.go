@@ -1,0 +1,574 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cairn-archive/cairn/archive/index"
+	"github.com/cairn-archive/cairn/archive/ledger"
+	"github.com/cairn-archive/cairn/archive/objstore"
+	"github.com/cairn-archive/cairn/archive/payload"
+	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/ingest"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Dir holds the index database and the lock file.
+	Dir string
+	// Objects is the object store for messages, keys, segments, checkpoints.
+	Objects objstore.Store
+	// Keys is the opened keyring; Signing the ledger signing key.
+	Keys    *crypto.Keyring
+	Signing *crypto.SigningKey
+	// LogID names this node's ledger in object keys (DESIGN.md: several
+	// ingest nodes share one bucket, each with its own ledger).
+	LogID string
+	// MaxMessageSize refuses larger messages (ingest.ErrRefused). Default 50 MiB.
+	MaxMessageSize int64
+	// CheckpointEvery and CheckpointInterval: a signed checkpoint is
+	// published after this many new entries or this much time with new
+	// entries, whichever comes first. Defaults 10,000 and 10 s.
+	CheckpointEvery    uint64
+	CheckpointInterval time.Duration
+	// OnCheckpoint, if set, receives each published checkpoint (the audit
+	// log forwards it to the SIEMs).
+	OnCheckpoint func(c ledger.Checkpoint, signed []byte)
+	// MaxBatch bounds the deliveries in one group commit. Default 1024.
+	MaxBatch int
+	// Logger for per-message lines; default slog.Default().
+	Logger *slog.Logger
+	// ReadOnly opens without the writer lock and without a ledger writer:
+	// for verify, cat and search while another process archives.
+	ReadOnly bool
+}
+
+// Store is the archive. Archive is safe for concurrent use.
+type Store struct {
+	opts  Options
+	objs  objstore.Store
+	keys  *crypto.Keyring
+	index *index.Index
+	log   *ledger.Log
+	lock  *os.File
+	lg    *slog.Logger
+
+	locks keyLocks
+
+	queue   chan *pending
+	stop    chan struct{}
+	stopped chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+
+	commitMu sync.Mutex  // one writer of the ledger and index at a time
+	behind   atomic.Bool // an index commit failed after its segment was written
+
+	ckptMu   sync.Mutex
+	ckptSize atomic.Uint64 // size of the newest published checkpoint
+	ckptKick chan struct{}
+	ckptDone chan struct{}
+}
+
+// ErrLocked means another process holds the archive's writer lock.
+var ErrLocked = errors.New("archive: another cairn process is writing this archive")
+
+// ErrClosed is returned by Archive after Close.
+var ErrClosed = errors.New("archive: store is closed")
+
+// Open opens the archive: it takes the writer lock, opens the index and the
+// ledger, and replays into the index any entries committed after the
+// index's last transaction.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.MaxMessageSize == 0 {
+		opts.MaxMessageSize = 50 << 20
+	}
+	if opts.CheckpointEvery == 0 {
+		opts.CheckpointEvery = 10000
+	}
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = 10 * time.Second
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = 1024
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.LogID == "" || objstore.ValidKey(opts.LogID) != nil {
+		return nil, fmt.Errorf("archive: log id %q: want lower-case letters, digits, '.', '_' or '-'", opts.LogID)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	s := &Store{opts: opts, objs: opts.Objects, keys: opts.Keys, lg: opts.Logger}
+	if !opts.ReadOnly {
+		lock, err := lockFile(filepath.Join(opts.Dir, "lock"))
+		if err != nil {
+			return nil, err
+		}
+		s.lock = lock
+	}
+	ix, err := index.Open(filepath.Join(opts.Dir, "index.db"), opts.Keys.IndexKey())
+	if err != nil {
+		s.unlock()
+		return nil, err
+	}
+	s.index = ix
+	if opts.ReadOnly {
+		return s, nil
+	}
+	if err := s.openLedger(ctx); err != nil {
+		ix.Close()
+		s.unlock()
+		return nil, err
+	}
+	s.ckptSize.Store(s.lastCheckpointSize(ctx))
+	s.queue = make(chan *pending, opts.MaxBatch)
+	s.stop = make(chan struct{})
+	s.stopped = make(chan struct{})
+	s.ckptKick = make(chan struct{}, 1)
+	s.ckptDone = make(chan struct{})
+	go s.commitLoop()
+	go s.checkpointLoop()
+	return s, nil
+}
+
+func (s *Store) openLedger(ctx context.Context) error {
+	st, err := s.index.LedgerState()
+	if err != nil {
+		return err
+	}
+	r := newReplayer(s)
+	lg, err := ledger.Open(ctx, s.objs, s.opts.LogID, s.opts.Signing.Signer, s.opts.Signing.Verifier, st, r.replay)
+	if err != nil {
+		return fmt.Errorf("archive: open ledger: %w", err)
+	}
+	if err := r.flush(ctx, lg.State()); err != nil {
+		return err
+	}
+	if r.count > 0 {
+		s.lg.Info("index caught up with the ledger", "entries", r.count)
+	}
+	s.log = lg
+	return nil
+}
+
+func (s *Store) lastCheckpointSize(ctx context.Context) uint64 {
+	var last uint64
+	s.objs.List(ctx, "checkpoints/"+s.opts.LogID+"/", func(i objstore.Info) error {
+		var n uint64
+		if _, err := fmt.Sscanf(filepath.Base(i.Key), "%020d.ckpt", &n); err == nil && n > last {
+			last = n
+		}
+		return nil
+	})
+	return last
+}
+
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("archive: lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		return nil, fmt.Errorf("%w (lock %s held by pid %s); stop it or use its API", ErrLocked, path, bytes.TrimSpace(pid))
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
+	return f, nil
+}
+
+func (s *Store) unlock() {
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+}
+
+// Index exposes the index to readers (IMAP view, search, verify).
+func (s *Store) Index() *index.Index { return s.index }
+
+// Objects exposes the object store to readers.
+func (s *Store) Objects() objstore.Store { return s.objs }
+
+// Keys exposes the keyring.
+func (s *Store) Keys() *crypto.Keyring { return s.keys }
+
+// LogID is this store's ledger id.
+func (s *Store) LogID() string { return s.opts.LogID }
+
+// Close stops accepting deliveries, finishes the commits in flight,
+// publishes a final checkpoint and closes the index.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	var err error
+	if s.queue != nil {
+		close(s.stop)
+		<-s.stopped
+		<-s.ckptDone
+		if _, _, e := s.publishCheckpoint(context.Background()); e != nil {
+			err = e
+		}
+	}
+	if e := s.index.Close(); e != nil && err == nil {
+		err = e
+	}
+	s.unlock()
+	return err
+}
+
+// pending is one delivery waiting for its group commit.
+type pending struct {
+	entry    *ledger.Entry
+	message  *index.MessageRow // nil for a delivery of known bytes
+	delivery index.DeliveryRow
+	tokens   string
+	receipt  ingest.Receipt
+	done     chan error
+}
+
+// Archive implements ingest.Archiver.
+func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (ingest.Receipt, error) {
+	var rc ingest.Receipt
+	if err := env.Validate(); err != nil {
+		return rc, fmt.Errorf("archive: %w", err)
+	}
+	if int64(len(raw)) > s.opts.MaxMessageSize {
+		return rc, fmt.Errorf("%w: %d bytes is over the %d-byte limit", ingest.ErrRefused, len(raw), s.opts.MaxMessageSize)
+	}
+	s.mu.Lock()
+	closed := s.closed || s.queue == nil
+	s.mu.Unlock()
+	if closed {
+		return rc, ErrClosed
+	}
+	rc.SHA256 = sha256.Sum256(raw)
+
+	// One delivery key and one content hash in flight at a time, so that
+	// the index lookups below stay true until the commit.
+	if env.DeliveryKey != "" {
+		unlock := s.locks.lock("d:" + env.DeliveryKey)
+		defer unlock()
+		if err := s.ensureCaughtUp(ctx); err != nil {
+			return rc, err
+		}
+		seq, msg, err := s.index.DeliveryByKey(ctx, env.DeliveryKey)
+		if err == nil {
+			m, err := s.index.Message(ctx, msg)
+			if err != nil {
+				return rc, err
+			}
+			if m.SHA256 != rc.SHA256 {
+				return rc, fmt.Errorf("%w: delivery key %q was archived with other bytes (ledger entry %d)", ingest.ErrRefused, env.DeliveryKey, seq)
+			}
+			rc.Seq, rc.MessageSeq, rc.Replayed, rc.Duplicate = seq, msg, true, true
+			return rc, nil
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return rc, err
+		}
+	}
+	unlock := s.locks.lock("s:" + string(rc.SHA256[:]))
+	defer unlock()
+	if err := s.ensureCaughtUp(ctx); err != nil {
+		return rc, err
+	}
+
+	envJSON, err := json.Marshal(env)
+	if err != nil {
+		return rc, fmt.Errorf("archive: envelope: %w", err)
+	}
+	p := &pending{done: make(chan error, 1)}
+	p.delivery = deliveryRow(env, envJSON)
+
+	msgSeq, state, err := s.index.MessageBySHA(ctx, rc.SHA256)
+	switch {
+	case err == nil && state == index.StateActive:
+		// Known bytes: record one more delivery.
+		m, err := s.index.Message(ctx, msgSeq)
+		if err != nil {
+			return rc, err
+		}
+		mk, err := s.messageKey(ctx, m)
+		if err != nil {
+			return rc, err
+		}
+		ref := msgSeq
+		p.entry = &ledger.Entry{Kind: ledger.KindDelivery, Ref: &ref}
+		p.entry.Delivery, err = s.sealDelivery(ctx, mk, env, envJSON, rc.SHA256)
+		if err != nil {
+			return rc, err
+		}
+		p.delivery.Message = msgSeq
+		rc.Duplicate, rc.MessageSeq = true, msgSeq
+		rc.Problems = m.Problems
+	case err == nil || errors.Is(err, index.ErrNotFound):
+		// New bytes (or bytes whose earlier copy was disposed or erased).
+		if err := s.storeMessage(ctx, p, env, envJSON, raw, rc.SHA256); err != nil {
+			return rc, err
+		}
+		rc.Problems = p.message.Problems
+	default:
+		return rc, err
+	}
+
+	if err := s.enqueue(ctx, p); err != nil {
+		return rc, err
+	}
+	if err := <-p.done; err != nil {
+		return rc, err
+	}
+	rc.Seq = p.entry.Seq
+	if !rc.Duplicate {
+		rc.MessageSeq = rc.Seq
+	}
+	s.lg.Debug("archived", "seq", rc.Seq, "message", rc.MessageSeq, "sha256", hex.EncodeToString(rc.SHA256[:]),
+		"source", env.Source, "duplicate", rc.Duplicate, "size", len(raw))
+	return rc, nil
+}
+
+// ensureCaughtUp makes the index hold every committed entry before a
+// lookup relies on it (after an index failure, it may not).
+func (s *Store) ensureCaughtUp(ctx context.Context) error {
+	if !s.behind.Load() {
+		return nil
+	}
+	return s.catchUp(ctx)
+}
+
+func (s *Store) enqueue(ctx context.Context, p *pending) error {
+	select {
+	case s.queue <- p:
+		return nil
+	case <-s.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func deliveryRow(env *ingest.Envelope, envJSON []byte) index.DeliveryRow {
+	d := index.DeliveryRow{
+		DeliveryKey: env.DeliveryKey,
+		Source:      env.Source,
+		Sender:      env.Sender,
+		ReceivedAt:  env.ReceivedAt.UTC(),
+		Envelope:    envJSON,
+		Custodians:  env.CustodianList(),
+	}
+	for _, r := range env.Recipients {
+		d.Recipients = append(d.Recipients, index.Recipient{Addr: lowerAddr(r.Address), Kind: string(r.Kind)})
+	}
+	return d
+}
+
+// storeMessage writes the key object and the message object of new bytes
+// and prepares their entry and index row.
+func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelope, envJSON, raw []byte, sha [32]byte) error {
+	an := analyze(raw, s.keys.SearchKey())
+	mk := crypto.NewMessageKeySalt()
+	var obj bytes.Buffer
+	obj.Grow(len(raw)/2 + 512)
+	if err := payload.Seal(&obj, raw, mk); err != nil {
+		return fmt.Errorf("archive: seal: %w", err)
+	}
+	objSHA := sha256.Sum256(obj.Bytes())
+
+	var objKey, keyKey string
+	for gen := uint32(0); ; gen++ {
+		if gen == 16 {
+			return fmt.Errorf("archive: no free object name for %x after 16 tries", sha[:8])
+		}
+		objKey = s.objectName("messages", sha, gen)
+		keyKey = s.objectName("keys", sha, gen)
+		wrapped := s.keys.WrapMessageKey(mk, objKey)
+		// The key object first: a message object never exists without
+		// its key, so an orphan found later is at worst an unused key.
+		err := s.objs.Put(ctx, keyKey, bytes.NewReader(wrapped), int64(len(wrapped)))
+		if errors.Is(err, objstore.ErrExist) {
+			continue // left by an attempt that never committed
+		}
+		if err != nil {
+			return fmt.Errorf("archive: write key object: %w", err)
+		}
+		err = s.objs.Put(ctx, objKey, bytes.NewReader(obj.Bytes()), int64(obj.Len()))
+		if errors.Is(err, objstore.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("archive: write message object: %w", err)
+		}
+		break
+	}
+	content := mk.Commit(raw)
+	p.entry = &ledger.Entry{
+		Kind: ledger.KindMessage,
+		Message: &ledger.Message{
+			Content:      hex.EncodeToString(content[:]),
+			Size:         int64(len(raw)),
+			Object:       objKey,
+			ObjectSHA256: hex.EncodeToString(objSHA[:]),
+			ObjectSize:   int64(obj.Len()),
+			KeyObject:    keyKey,
+		},
+	}
+	var err error
+	p.entry.Delivery, err = s.sealDelivery(ctx, mk, env, envJSON, sha)
+	if err != nil {
+		return err
+	}
+	p.message = &index.MessageRow{
+		SHA256:       sha,
+		Size:         int64(len(raw)),
+		Object:       objKey,
+		KeyObject:    keyKey,
+		ObjectSHA256: objSHA,
+		ObjectSize:   int64(obj.Len()),
+	}
+	an.fill(p.message)
+	p.tokens = an.tokens
+	return nil
+}
+
+// sealDelivery seals the envelope (and evidence) of one delivery.
+func (s *Store) sealDelivery(ctx context.Context, mk *crypto.MessageKey, env *ingest.Envelope, envJSON []byte, sha [32]byte) (*ledger.Delivery, error) {
+	commit := mk.Commit(envJSON)
+	d := &ledger.Delivery{
+		Envelope:       base64.StdEncoding.EncodeToString(mk.Seal("envelope", envJSON)),
+		EnvelopeCommit: hex.EncodeToString(commit[:]),
+	}
+	if len(env.Evidence) > 0 {
+		sealed := mk.Seal("evidence", env.Evidence)
+		h := sha256.Sum256(sealed)
+		// Evidence is per delivery: name it by its own sealed hash.
+		key := s.objectName("evidence", h, 0)
+		err := s.objs.Put(ctx, key, bytes.NewReader(sealed), int64(len(sealed)))
+		if err != nil && !errors.Is(err, objstore.ErrExist) {
+			return nil, fmt.Errorf("archive: write evidence object: %w", err)
+		}
+		d.Evidence, d.EvidenceSHA256 = key, hex.EncodeToString(h[:])
+	}
+	return d, nil
+}
+
+// objectName is "<kind>/<h0h1>/<h2h3>/<h>" with h = HMAC-SHA256(name key,
+// kind || 0x00 || sha || gen): a keyed hash, so the store's operator cannot
+// test whether known bytes are archived (invariant 4).
+func (s *Store) objectName(kind string, sha [32]byte, gen uint32) string {
+	m := hmac.New(sha256.New, s.keys.NameKey())
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write(sha[:])
+	binary.Write(m, binary.BigEndian, gen)
+	h := hex.EncodeToString(m.Sum(nil))
+	return kind + "/" + h[0:2] + "/" + h[2:4] + "/" + h
+}
+
+// messageKey reads and unwraps the key object of a message.
+func (s *Store) messageKey(ctx context.Context, m *index.MessageRow) (*crypto.MessageKey, error) {
+	b, err := readSmall(ctx, s.objs, m.KeyObject, crypto.KeyObjectSize)
+	if err != nil {
+		return nil, fmt.Errorf("archive: key object of message %d: %w", m.Seq, err)
+	}
+	mk, err := s.keys.UnwrapMessageKey(b, m.Object)
+	if err != nil {
+		return nil, fmt.Errorf("archive: key object of message %d: %w", m.Seq, err)
+	}
+	return mk, nil
+}
+
+func readSmall(ctx context.Context, objs objstore.Store, key string, max int64) ([]byte, error) {
+	rc, err := objs.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", key, max)
+	}
+	return b, nil
+}
+
+// keyLocks is a set of named mutexes, created on demand and dropped when
+// unused, so memory stays bounded by the deliveries in flight.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (k *keyLocks) lock(name string) (unlock func()) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = make(map[string]*keyLock)
+	}
+	l := k.m[name]
+	if l == nil {
+		l = &keyLock{}
+		k.m[name] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.m, name)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// CloseWithoutCheckpoint closes like Close but signs no final checkpoint:
+// for commands that only read or repair (verify, reindex, cat).
+func (s *Store) CloseWithoutCheckpoint() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.queue != nil {
+		close(s.stop)
+		<-s.stopped
+		<-s.ckptDone
+	}
+	err := s.index.Close()
+	s.unlock()
+	return err
+}
