@@ -19,21 +19,21 @@ import (
 
 // Problem kinds found by Verify beyond the ledger's own (ledger.Problem*).
 const (
-	ProblemObjectMissing   = "object-missing"   // a message object named by the ledger is gone
-	ProblemObjectAltered   = "object-altered"   // its bytes no longer hash to the ledger's object_sha256
-	ProblemObjectReplaced  = "object-replaced"  // it was replaced by another message's object
-	ProblemKeyMissing      = "key-missing"      // a key object is gone: the message is unreadable
-	ProblemKeyAltered      = "key-altered"      // a key object does not open (edited, or moved from another message)
-	ProblemContent         = "content"          // --full: the decrypted bytes do not match the ledger's content commitment
-	ProblemEnvelope        = "envelope"         // an envelope does not open or does not match its commitment
-	ProblemEvidence        = "evidence"         // an evidence object is missing or altered
-	ProblemIndexMissing    = "index-missing"    // the index lacks a ledger entry or its row
-	ProblemIndexExtra      = "index-extra"      // the index holds an entry the ledger does not
-	ProblemIndexAltered    = "index-altered"    // an index row differs from the ledger or fails its MAC
-	ProblemErasure         = "erasure"          // a disposed or erased message's key object still exists
-	WarningOrphan          = "orphan"           // an object no entry references (an interrupted write, or added by hand)
-	WarningUncovered       = ledger.ProblemUncovered
-	InfoDisposed           = "disposed"
+	ProblemObjectMissing  = "object-missing"  // a message object named by the ledger is gone
+	ProblemObjectAltered  = "object-altered"  // its bytes no longer hash to the ledger's object_sha256
+	ProblemObjectReplaced = "object-replaced" // it was replaced by another message's object
+	ProblemKeyMissing     = "key-missing"     // a key object is gone: the message is unreadable
+	ProblemKeyAltered     = "key-altered"     // a key object does not open (edited, or moved from another message)
+	ProblemContent        = "content"         // --full: the decrypted bytes do not match the ledger's content commitment
+	ProblemEnvelope       = "envelope"        // an envelope does not open or does not match its commitment
+	ProblemEvidence       = "evidence"        // an evidence object is missing or altered
+	ProblemIndexMissing   = "index-missing"   // the index lacks a ledger entry or its row
+	ProblemIndexExtra     = "index-extra"     // the index holds an entry the ledger does not
+	ProblemIndexAltered   = "index-altered"   // an index row differs from the ledger or fails its MAC
+	ProblemErasure        = "erasure"         // a disposed or erased message's key object still exists
+	WarningOrphan         = "orphan"          // an object no entry references (an interrupted write, or added by hand)
+	WarningUncovered      = ledger.ProblemUncovered
+	InfoDisposed          = "disposed"
 )
 
 // VerifyOptions select what Verify does.

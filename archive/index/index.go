@@ -374,7 +374,9 @@ func putState(tx *sql.Tx, st ledger.State) error {
 }
 
 // mac helpers: HMAC-SHA256 over length-prefixed fields, in column order.
-type macWriter struct{ h interface{ Write([]byte) (int, error) } }
+type macWriter struct {
+	h interface{ Write([]byte) (int, error) }
+}
 
 func (w macWriter) bytes(b []byte) {
 	var l [8]byte
