@@ -1,0 +1,391 @@
+package message
+
+import (
+	"errors"
+	"html"
+	"io"
+	"unicode/utf8"
+
+	"golang.org/x/text/transform"
+)
+
+// MaxText is the most text Text yields for one message, in bytes of UTF-8.
+// What lies beyond is not indexed.
+const MaxText = 1 << 20
+
+// textChunk is the size Text hands to fn at most.
+const textChunk = 16 << 10
+
+// errTextFull stops the walk once MaxText is reached.
+var errTextFull = errors.New("message: text limit reached")
+
+// Text calls fn with the human-readable text of the message p parsed from
+// raw, in order, as UTF-8 chunks of at most 16 KiB that never split a
+// character: the decoded Subject of the message and of every embedded
+// message, decoded attachment file names, and the content of text/* parts
+// (and delivery-status reports) with the transfer encoding and charset
+// undone and HTML reduced to its text (tags, comments, scripts and styles
+// dropped, entities decoded). Chunks are separated by line breaks where
+// parts meet.
+//
+// Memory is bounded (a few buffers, whatever the message size) and output
+// stops silently after MaxText bytes. An error from fn stops the walk and
+// is returned; Text itself does not fail: unknown charsets fall back to
+// UTF-8/Windows-1252 and unknown transfer encodings to the raw bytes.
+func Text(raw []byte, p *Part, fn func(chunk string) error) error {
+	t := &textWriter{fn: fn, left: MaxText}
+	err := t.part(raw, p)
+	if err == nil {
+		err = t.flush(true)
+	}
+	if errors.Is(err, errTextFull) {
+		return nil
+	}
+	return err
+}
+
+type textWriter struct {
+	fn   func(string) error
+	left int    // bytes still allowed
+	buf  []byte // pending output, flushed at textChunk
+	in   [8 << 10]byte
+}
+
+func (t *textWriter) part(raw []byte, p *Part) error {
+	if p.Envelope != nil {
+		if s := p.Envelope.DecodedSubject(); s != "" {
+			if err := t.writeLine(s); err != nil {
+				return err
+			}
+		}
+	}
+	if name := p.Filename(); name != "" {
+		if err := t.writeLine(name); err != nil {
+			return err
+		}
+	}
+	for i := range p.Parts {
+		if err := t.part(raw, &p.Parts[i]); err != nil {
+			return err
+		}
+	}
+	if p.Message != nil {
+		return t.part(raw, p.Message)
+	}
+	if len(p.Parts) > 0 || !isTextual(p) {
+		return nil
+	}
+	return t.body(raw, p)
+}
+
+// isTextual reports whether a leaf holds text worth indexing.
+func isTextual(p *Part) bool {
+	switch p.MediaType {
+	case "text":
+		return true
+	case "message":
+		switch p.MediaSubtype {
+		case "delivery-status", "global-delivery-status", "disposition-notification", "global-disposition-notification":
+			return true
+		}
+	}
+	return false
+}
+
+func (t *textWriter) body(raw []byte, p *Part) error {
+	r, err := p.DecodedReader(raw)
+	if err != nil {
+		// Unknown transfer encoding: index the bytes as they are.
+		r = &identityReader{b: p.Body(raw)}
+	}
+	r = transform.NewReader(r, charsetTransformer(p.Charset()))
+	var h *htmlText
+	if p.MediaSubtype == "html" {
+		h = &htmlText{}
+	}
+	for {
+		n, err := r.Read(t.in[:])
+		if n > 0 {
+			if h != nil {
+				t.buf = h.appendText(t.buf, t.in[:n])
+			} else {
+				t.buf = append(t.buf, t.in[:n]...)
+			}
+			if len(t.buf) >= textChunk {
+				if err := t.flush(false); err != nil {
+					return err
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			break // a charset decoder error: keep what we have
+		}
+	}
+	return t.writeLine("")
+}
+
+type identityReader struct{ b []byte }
+
+func (r *identityReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// writeLine adds s and a line break.
+func (t *textWriter) writeLine(s string) error {
+	if s != "" {
+		t.buf = append(t.buf, s...)
+	}
+	if len(t.buf) > 0 && t.buf[len(t.buf)-1] != '\n' {
+		t.buf = append(t.buf, '\n')
+	}
+	if len(t.buf) >= textChunk {
+		return t.flush(false)
+	}
+	return nil
+}
+
+// flush hands t.buf to fn in chunks of at most textChunk bytes that end on
+// a character boundary. Unless final, it only sends while a whole chunk is
+// pending and keeps a possibly incomplete character at the end.
+func (t *textWriter) flush(final bool) error {
+	for len(t.buf) >= textChunk || final && len(t.buf) > 0 {
+		n := min(len(t.buf), textChunk)
+		if n < len(t.buf) || !final {
+			k := n
+			if k == len(t.buf) {
+				k--
+			}
+			for k > 0 && n-k < utf8.UTFMax && !utf8.RuneStart(t.buf[k]) {
+				k--
+			}
+			if k > 0 {
+				n = k
+			}
+		}
+		chunk := t.buf[:n]
+		full := false
+		if len(chunk) > t.left {
+			chunk = []byte(truncateUTF8(string(chunk), t.left))
+			full = true
+		}
+		if len(chunk) > 0 {
+			if err := t.fn(string(chunk)); err != nil {
+				return err
+			}
+		}
+		t.left -= len(chunk)
+		if full || t.left == 0 {
+			t.buf = t.buf[:0]
+			return errTextFull
+		}
+		t.buf = t.buf[:copy(t.buf, t.buf[n:])]
+	}
+	return nil
+}
+
+// htmlText turns a stream of HTML (already UTF-8) into its text. It is a
+// small state machine, not an HTML parser: it drops tags, comments,
+// declarations and the content of script and style elements, decodes
+// character references with html.UnescapeString, turns block-level tags
+// into line breaks and collapses runs of white space.
+type htmlText struct {
+	state   int
+	tag     [16]byte // lower-cased tag name, truncated
+	ntag    int
+	closing bool   // "</x>"
+	quote   byte   // inside a quoted attribute value
+	skip    string // "script" or "style" while inside one
+	match   int    // progress through "</"+skip or "-->"
+	ent     [32]byte
+	nent    int
+	space   bool // last output was white space
+}
+
+const (
+	hText = iota
+	hTagOpen
+	hTagName
+	hTagAttrs
+	hComment
+	hDecl
+	hRawText
+	hEntity
+)
+
+func (h *htmlText) appendText(dst, src []byte) []byte {
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch h.state {
+		case hText:
+			switch c {
+			case '<':
+				h.state = hTagOpen
+			case '&':
+				h.state, h.nent = hEntity, 0
+			default:
+				dst = h.emit(dst, c)
+			}
+		case hEntity:
+			if h.nent < len(h.ent) && (isAlnum(c) || c == '#') {
+				h.ent[h.nent] = c
+				h.nent++
+				continue
+			}
+			ref := "&" + string(h.ent[:h.nent])
+			if c == ';' {
+				ref += ";"
+			}
+			for _, b := range []byte(html.UnescapeString(ref)) {
+				dst = h.emit(dst, b)
+			}
+			h.state = hText
+			if c != ';' {
+				i-- // read c again as text
+			}
+		case hTagOpen:
+			switch {
+			case c == '!':
+				h.state, h.match = hDecl, 0
+			case c == '/':
+				h.state, h.ntag, h.closing = hTagName, 0, true
+			case isAlnum(c):
+				h.state, h.ntag, h.closing = hTagName, 0, false
+				i--
+			default:
+				// "a < b": not a tag.
+				dst = h.emit(dst, '<')
+				h.state = hText
+				i--
+			}
+		case hTagName:
+			if isAlnum(c) {
+				if h.ntag < len(h.tag) {
+					h.tag[h.ntag] = lowerASCII(c)
+					h.ntag++
+				}
+				continue
+			}
+			h.state, h.quote = hTagAttrs, 0
+			i--
+		case hTagAttrs:
+			switch {
+			case h.quote != 0:
+				if c == h.quote {
+					h.quote = 0
+				}
+			case c == '"' || c == '\'':
+				h.quote = c
+			case c == '>':
+				dst = h.endTag(dst)
+			}
+		case hDecl:
+			// "<!--" starts a comment; other declarations end at ">".
+			if h.match < 2 && c == '-' {
+				h.match++
+				if h.match == 2 {
+					h.state, h.match = hComment, 0
+				}
+				continue
+			}
+			h.match = 3 // not a comment
+			if c == '>' {
+				h.state = hText
+			}
+		case hComment:
+			switch {
+			case c == '-':
+				if h.match < 2 {
+					h.match++
+				}
+			case c == '>' && h.match == 2:
+				h.state = hText
+				dst = h.emit(dst, ' ')
+			default:
+				h.match = 0
+			}
+		case hRawText:
+			// Look for "</script" or "</style".
+			want := "</" + h.skip
+			switch {
+			case lowerASCII(c) == want[h.match]:
+				h.match++
+				if h.match == len(want) {
+					h.skip = ""
+					h.state, h.quote, h.closing = hTagAttrs, 0, true
+					h.ntag = 0
+				}
+			case c == '<':
+				h.match = 1
+			default:
+				h.match = 0
+			}
+		}
+	}
+	return dst
+}
+
+func (h *htmlText) endTag(dst []byte) []byte {
+	h.state = hText
+	name := string(h.tag[:h.ntag])
+	if !h.closing && (name == "script" || name == "style") {
+		h.state, h.skip, h.match = hRawText, name, 0
+		return dst
+	}
+	if inlineTags[name] {
+		return dst
+	}
+	if blockTags[name] {
+		return h.emit(dst, '\n')
+	}
+	return h.emit(dst, ' ')
+}
+
+// emit appends c, collapsing white space runs to one space or line break.
+func (h *htmlText) emit(dst []byte, c byte) []byte {
+	switch c {
+	case ' ', '\t', '\r', '\n', '\f':
+		if c == '\r' || c == '\t' || c == '\f' {
+			c = ' '
+		}
+		if h.space {
+			if c == '\n' && len(dst) > 0 && dst[len(dst)-1] == ' ' {
+				dst[len(dst)-1] = '\n'
+			}
+			return dst
+		}
+		h.space = true
+		return append(dst, c)
+	}
+	h.space = false
+	return append(dst, c)
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// inlineTags do not separate words: "<b>wo</b>rd" is "word".
+var inlineTags = map[string]bool{
+	"a": true, "abbr": true, "b": true, "bdi": true, "bdo": true, "big": true, "cite": true,
+	"code": true, "em": true, "font": true, "i": true, "kbd": true, "mark": true, "q": true,
+	"s": true, "samp": true, "small": true, "span": true, "strike": true, "strong": true,
+	"sub": true, "sup": true, "u": true, "var": true, "wbr": true, "o": true,
+}
+
+// blockTags end a line.
+var blockTags = map[string]bool{
+	"address": true, "article": true, "aside": true, "blockquote": true, "br": true, "dd": true,
+	"div": true, "dl": true, "dt": true, "fieldset": true, "figcaption": true, "figure": true,
+	"footer": true, "form": true, "h1": true, "h2": true, "h3": true, "h4": true, "h5": true,
+	"h6": true, "header": true, "hr": true, "li": true, "main": true, "nav": true, "ol": true,
+	"p": true, "pre": true, "section": true, "table": true, "tr": true, "ul": true, "title": true,
+	"body": true, "html": true, "head": true,
+}
