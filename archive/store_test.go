@@ -90,7 +90,9 @@ func (h *harness) reopen() {
 	h.open()
 }
 
-func (h *harness) path(key string) string { return filepath.Join(h.dir, "objects", filepath.FromSlash(key)) }
+func (h *harness) path(key string) string {
+	return filepath.Join(h.dir, "objects", filepath.FromSlash(key))
+}
 
 // rewrite replaces a stored file's bytes behind the store's back.
 func (h *harness) rewrite(key string, data []byte) {
