@@ -1,0 +1,185 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/cairn-archive/cairn/ingest/journal"
+)
+
+// session is one SMTP session as go-smtp sees it. go-smtp calls its methods
+// from the connection's goroutine (Data from a second one for BDAT), one at
+// a time.
+type session struct {
+	srv  *Server
+	c    *gosmtp.Conn
+	conn *trackedConn
+
+	user         string // authenticated user, "" if none
+	authFailures int
+
+	from     string
+	rcpts    []string
+	sizeHint int64
+}
+
+var (
+	_ gosmtp.Session     = (*session)(nil)
+	_ gosmtp.AuthSession = (*session)(nil)
+)
+
+// NewSession is go-smtp's Backend: it is called at the first EHLO/HELO and
+// again after STARTTLS.
+func (s *Server) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	tc := netConn(c.Conn())
+	if tc == nil {
+		return nil, errors.New("smtp: connection not admitted through the gate")
+	}
+	return &session{srv: s, c: c, conn: tc}, nil
+}
+
+func (s *session) Reset() {
+	s.from, s.rcpts, s.sizeHint = "", nil, 0
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) AuthMechanisms() []string {
+	if s.srv.auth == nil {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.srv.auth == nil {
+		return nil, gosmtp.ErrAuthUnsupported
+	}
+	check := func(authzid, user, pass string) error {
+		if authzid != "" && authzid != user {
+			return s.authFailed(errAuthzid)
+		}
+		err := s.srv.auth.Authenticate(s.srv.baseCtx, user, pass)
+		switch {
+		case err == nil:
+			s.user = user
+			return nil
+		case errors.Is(err, ErrInvalidCredentials):
+			return s.authFailed(errAuthFailed)
+		default:
+			s.srv.log.Warn("smtp: authenticator failed", "client_ip", s.conn.ip, "err", err)
+			return errAuthTemporary
+		}
+	}
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return sasl.NewPlainServer(check), nil
+	case sasl.Login:
+		return &loginServer{check: func(u, p string) error { return check("", u, p) }}, nil
+	}
+	return nil, gosmtp.ErrAuthUnknownMechanism
+}
+
+func (s *session) authFailed(r *gosmtp.SMTPError) error {
+	s.srv.counters.refuse(reasonAuthFailed)
+	if s.authFailures++; s.authFailures >= maxAuthFailures {
+		s.conn.closeNext.Store(true) // this 535 is the last reply
+	}
+	return r
+}
+
+func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	if s.srv.closing.Load() {
+		s.srv.counters.refuse(reasonShutdown)
+		return errShuttingDown
+	}
+	if s.srv.opts.AuthRequired && s.user == "" {
+		s.srv.counters.refuse(reasonAuthRequired)
+		return errAuthRequired
+	}
+	s.from = from
+	s.rcpts = s.rcpts[:0]
+	s.sizeHint = opts.Size
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	if !s.srv.accept.accepts(to) {
+		s.srv.counters.refuse(reasonRecipient)
+		return errUnknownRecipient
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+// Data receives, classifies and archives one message. go-smtp writes the
+// returned error as the reply; a 250 is returned as an *SMTPError too, so
+// that its text can carry the ledger sequence number.
+func (s *session) Data(r io.Reader) error {
+	s.conn.beginData()
+	defer s.conn.endData()
+
+	raw, held, err := s.srv.readMessage(r, s.sizeHint)
+	defer s.srv.budget.release(held)
+	if err != nil {
+		rep, why := dataFailure(err, s.srv.opts.MaxMessageBytes)
+		s.srv.counters.refuse(why)
+		// go-smtp reads the rest of the message before replying; bound it.
+		s.conn.drain.Store(s.srv.opts.MaxMessageBytes)
+		s.srv.log.Info("smtp: message not received", "client_ip", s.conn.ip, "from", s.from,
+			"reason", why.String(), "bytes", len(raw), "code", rep.Code)
+		return rep
+	}
+	received := time.Now()
+
+	msg, env := s.srv.classifier.Classify(raw, journal.SMTPEnvelope{MailFrom: s.from, RcptTo: s.rcpts})
+	env.ReceivedAt = received
+	env.Meta["client_ip"] = s.conn.ip.String()
+	env.Meta["helo"] = s.c.Hostname()
+	if st, ok := s.c.TLSConnectionState(); ok {
+		env.Meta["tls"] = tls.VersionName(st.Version) + " " + tls.CipherSuiteName(st.CipherSuite)
+	}
+	if s.user != "" {
+		env.Meta["auth"] = s.user
+	}
+
+	ctx, cancel := context.WithTimeout(s.srv.baseCtx, s.srv.opts.ArchiveTimeout)
+	rc, err := s.srv.archiver.Archive(ctx, env, msg)
+	cancel()
+	latency := time.Since(received)
+	if err != nil {
+		rep, why := archiveFailure(err)
+		s.srv.counters.refuse(why)
+		s.srv.log.Warn("smtp: message not archived", "client_ip", s.conn.ip, "from", s.from,
+			"source", env.Source, "bytes", len(raw), "code", rep.Code, "err", err)
+		return rep
+	}
+	s.srv.counters.accepted.Add(1)
+	s.srv.counters.acceptedBytes.Add(uint64(len(raw)))
+	s.srv.counters.observe(latency)
+	if s.srv.log.Enabled(context.Background(), slog.LevelInfo) {
+		attrs := []any{"seq", rc.Seq, "message_seq", rc.MessageSeq, "sha256", fmt.Sprintf("%x", rc.SHA256[:8]),
+			"source", env.Source, "from", env.Sender, "recipients", len(env.Recipients), "bytes", len(msg),
+			"client_ip", s.conn.ip, "latency", latency}
+		if rc.Duplicate {
+			attrs = append(attrs, "duplicate", true)
+		}
+		if p := env.Meta[journal.MetaMalformed]; p != "" {
+			attrs = append(attrs, "journal_malformed", p)
+		}
+		if len(rc.Problems) > 0 {
+			attrs = append(attrs, "problems", len(rc.Problems))
+		}
+		s.srv.log.Info("smtp: archived", attrs...)
+	}
+	return archived(rc)
+}
