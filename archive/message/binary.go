@@ -18,15 +18,16 @@ var (
 	ErrVersion = errors.New("message: unknown part encoding version")
 )
 
-// Flags of one encoded part: which optional fields follow. The order of the
-// fields in the encoding is the order of the bits.
+// Flags of one encoded part: which optional fields follow. The most common
+// fields have the low bits, so flags usually take one byte; the order of
+// the fields in the encoding is given in the package comment.
 const (
 	fLines = 1 << iota
 	fParams
 	fEncoding
 	fDisposition
-	fParts
 	fEnvelope
+	fParts
 	fID
 	fDescription
 	fMD5
@@ -130,8 +131,8 @@ func (e *encoder) part(p *Part, base int64, depth int) error {
 	set(fParams, len(p.Params) > 0)
 	set(fEncoding, p.Encoding != "")
 	set(fDisposition, p.Disposition != "" || len(p.DispositionParams) > 0)
-	set(fParts, len(p.Parts) > 0)
 	set(fEnvelope, p.Envelope != nil)
+	set(fParts, len(p.Parts) > 0)
 	set(fID, p.ID != "")
 	set(fDescription, p.Description != "")
 	set(fMD5, p.MD5 != "")
@@ -159,20 +160,6 @@ func (e *encoder) part(p *Part, base int64, depth int) error {
 	if flags&fDisposition != 0 {
 		e.str(p.Disposition)
 		e.params(p.DispositionParams)
-	}
-	if flags&fParts != 0 {
-		e.uvarint(uint64(len(p.Parts)))
-		b := p.BodyStart
-		for i := range p.Parts {
-			c := &p.Parts[i]
-			if err := e.part(c, b, depth+1); err != nil {
-				return err
-			}
-			if c.BodyEnd > p.BodyEnd {
-				return fmt.Errorf("message: marshal: part ends after its parent")
-			}
-			b = c.BodyEnd
-		}
 	}
 	if flags&fEnvelope != 0 {
 		env := p.Envelope
@@ -204,6 +191,20 @@ func (e *encoder) part(p *Part, base int64, depth int) error {
 	}
 	if flags&fLocation != 0 {
 		e.str(p.Location)
+	}
+	if flags&fParts != 0 {
+		e.uvarint(uint64(len(p.Parts)))
+		b := p.BodyStart
+		for i := range p.Parts {
+			c := &p.Parts[i]
+			if err := e.part(c, b, depth+1); err != nil {
+				return err
+			}
+			if c.BodyEnd > p.BodyEnd {
+				return fmt.Errorf("message: marshal: part ends after its parent")
+			}
+			b = c.BodyEnd
+		}
 	}
 	if flags&fMessage != 0 {
 		if err := e.part(p.Message, p.BodyStart, depth+1); err != nil {
@@ -372,29 +373,6 @@ func (d *decoder) part(p *Part, base int64, depth int) {
 		p.Disposition = d.str()
 		p.DispositionParams = d.params()
 	}
-	if (flags&fParts != 0) != (p.MediaType == "multipart") {
-		d.fail("multipart and parts disagree")
-	}
-	if flags&fParts != 0 && d.err == nil {
-		n := d.count(MaxParts, 6) // a part takes at least 6 bytes
-		if n == 0 {
-			d.fail("multipart without parts")
-		}
-		p.Parts = make([]Part, n)
-		b := p.BodyStart
-		for i := range p.Parts {
-			c := &p.Parts[i]
-			d.part(c, b, depth+1)
-			if d.err != nil {
-				return
-			}
-			if c.BodyEnd > p.BodyEnd {
-				d.fail("part ends after its parent")
-				return
-			}
-			b = c.BodyEnd
-		}
-	}
 	if flags&fEnvelope != 0 && d.err == nil {
 		p.Envelope = &Envelope{
 			Date:    d.str(),
@@ -428,6 +406,29 @@ func (d *decoder) part(p *Part, base int64, depth int) {
 	}
 	if flags&fLocation != 0 {
 		p.Location = d.str()
+	}
+	if (flags&fParts != 0) != (p.MediaType == "multipart") {
+		d.fail("multipart and parts disagree")
+	}
+	if flags&fParts != 0 && d.err == nil {
+		n := d.count(MaxParts, 6) // a part takes at least 6 bytes
+		if n == 0 {
+			d.fail("multipart without parts")
+		}
+		p.Parts = make([]Part, n)
+		b := p.BodyStart
+		for i := range p.Parts {
+			c := &p.Parts[i]
+			d.part(c, b, depth+1)
+			if d.err != nil {
+				return
+			}
+			if c.BodyEnd > p.BodyEnd {
+				d.fail("part ends after its parent")
+				return
+			}
+			b = c.BodyEnd
+		}
 	}
 	if (flags&fMessage != 0) != isMessageType(p.MediaType, p.MediaSubtype) {
 		d.fail("message type and embedded message disagree")

@@ -59,7 +59,7 @@
 // of common MIME words (see dict in binary.go, frozen for version 1);
 // otherwise x/2 bytes of the string follow. A part is:
 //
-//	flags        varint; bit i set: optional field i below is present
+//	flags        varint; bit i set: the field marked i below is present
 //	headerDelta  varint; HeaderStart minus the base (0 for the root; the
 //	             parent's BodyStart for its first child and for an
 //	             embedded message; the previous sibling's BodyEnd after)
@@ -67,21 +67,20 @@
 //	bodyLen      varint; BodyEnd - BodyStart
 //	type         string
 //	subtype      string
-//	bit 0  lines        varint
-//	bit 1  params       varint n, then n × (name string, value string)
-//	bit 2  encoding     string
-//	bit 3  disposition  string, then params as in bit 1
-//	bit 4  parts        varint n >= 1, then n parts
-//	bit 5  envelope     date, subject (strings); from, sender, reply-to,
-//	                    to, cc, bcc (each varint n, then n × (name, route,
-//	                    mailbox, host strings)); in-reply-to, message-id
-//	                    (strings)
-//	bit 6  id           string
-//	bit 7  description  string
-//	bit 8  md5          string
-//	bit 9  language     varint n, then n strings
-//	bit 10 location     string
-//	bit 11 message      one part: the embedded message
+//	0  lines        varint
+//	1  params       varint n, then n × (name string, value string)
+//	2  encoding     string
+//	3  disposition  string, then params as in 1
+//	4  envelope     date, subject (strings); from, sender, reply-to, to,
+//	                cc, bcc (each varint n, then n × (name, route, mailbox,
+//	                host strings)); in-reply-to, message-id (strings)
+//	6  id           string
+//	7  description  string
+//	8  md5          string
+//	9  language     varint n, then n strings
+//	10 location     string
+//	5  parts        varint n >= 1, then n parts
+//	11 message      one part: the embedded message
 //
 // Nothing follows the root part. A typical 10 KB message encodes to 200-400
 // bytes. testdata/golden-v1.bin is the committed test vector.

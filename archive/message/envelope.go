@@ -130,14 +130,15 @@ func parseAddressList(s string) (out []Address, bad bool) {
 		case '<':
 			name := a.join(a.words, " ")
 			a.pos++
-			addr, ok := a.angle()
+			addr, ok, clean := a.angle()
 			if name == "" {
 				name = a.trailingComment()
 			}
 			if ok {
 				addr.Name = name
 				out = append(out, addr)
-			} else {
+			}
+			if !ok || !clean {
 				bad = true
 			}
 			if !a.separatorFollows() {
@@ -269,9 +270,9 @@ func (a *addrParser) join(ws []addrWord, sep string) string {
 }
 
 // angle parses the inside of an angle-addr after "<" (RFC 5322 §3.4,
-// obs-route §4.4) up to and including ">".
-func (a *addrParser) angle() (Address, bool) {
-	var addr Address
+// obs-route §4.4) up to and including ">". ok is false for "<>"; clean
+// is false when the closing ">" or the domain is missing.
+func (a *addrParser) angle() (addr Address, ok, clean bool) {
 	a.skipCFWS()
 	if a.pos < len(a.s) && a.s[a.pos] == '@' {
 		start := a.pos
@@ -309,16 +310,20 @@ func (a *addrParser) angle() (Address, bool) {
 		addr.Host = a.domain()
 	}
 	a.skipCFWS()
+	clean = true
 	if a.pos < len(a.s) && a.s[a.pos] == '>' {
 		a.pos++
+	} else {
+		clean = false
 	}
 	if addr.Mailbox == "" && addr.Host == "" {
-		return addr, false // "<>"
+		return addr, false, clean // "<>"
 	}
 	if addr.Host == "" {
 		addr.Host = MissingHost
+		clean = false
 	}
-	return addr, true
+	return addr, true, clean
 }
 
 // domain reads a domain (dot-atom or domain-literal, RFC 5322 §3.4.1).

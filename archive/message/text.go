@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bytes"
 	"errors"
 	"html"
 	"io"
@@ -100,6 +101,7 @@ func (t *textWriter) body(raw []byte, p *Part) error {
 	}
 	r = transform.NewReader(r, charsetTransformer(p.Charset()))
 	var h *htmlText
+	lastCR := false
 	if p.MediaSubtype == "html" {
 		h = &htmlText{}
 	}
@@ -109,7 +111,7 @@ func (t *textWriter) body(raw []byte, p *Part) error {
 			if h != nil {
 				t.buf = h.appendText(t.buf, t.in[:n])
 			} else {
-				t.buf = append(t.buf, t.in[:n]...)
+				t.buf = appendPlain(t.buf, t.in[:n], &lastCR)
 			}
 			if len(t.buf) >= textChunk {
 				if err := t.flush(false); err != nil {
@@ -117,14 +119,35 @@ func (t *textWriter) body(raw []byte, p *Part) error {
 				}
 			}
 		}
-		if err == io.EOF {
-			break
-		}
 		if err != nil {
-			break // a charset decoder error: keep what we have
+			break // io.EOF, or a charset decoder error: keep what we have
 		}
 	}
+	if h != nil {
+		t.buf = h.finish(t.buf)
+	}
 	return t.writeLine("")
+}
+
+// appendPlain appends text with CRLF and bare CR turned into LF; *lastCR
+// carries a CR at the end of one piece over to the next.
+func appendPlain(dst, src []byte, lastCR *bool) []byte {
+	if !*lastCR && bytes.IndexByte(src, '\r') < 0 {
+		return append(dst, src...)
+	}
+	for _, c := range src {
+		switch {
+		case c == '\r':
+			dst = append(dst, '\n')
+			*lastCR = true
+			continue
+		case c == '\n' && *lastCR:
+		default:
+			dst = append(dst, c)
+		}
+		*lastCR = false
+	}
+	return dst
 }
 
 type identityReader struct{ b []byte }
@@ -343,29 +366,46 @@ func (h *htmlText) endTag(dst []byte) []byte {
 		return dst
 	}
 	if blockTags[name] {
-		return h.emit(dst, '\n')
+		return h.emitBreak(dst)
 	}
 	return h.emit(dst, ' ')
 }
 
-// emit appends c, collapsing white space runs to one space or line break.
+// emit appends c. White space collapses to one space; a line break (from
+// a block tag) replaces a space just written.
 func (h *htmlText) emit(dst []byte, c byte) []byte {
 	switch c {
 	case ' ', '\t', '\r', '\n', '\f':
-		if c == '\r' || c == '\t' || c == '\f' {
-			c = ' '
-		}
 		if h.space {
-			if c == '\n' && len(dst) > 0 && dst[len(dst)-1] == ' ' {
-				dst[len(dst)-1] = '\n'
-			}
 			return dst
 		}
 		h.space = true
-		return append(dst, c)
+		return append(dst, ' ')
 	}
 	h.space = false
 	return append(dst, c)
+}
+
+func (h *htmlText) emitBreak(dst []byte) []byte {
+	if h.space {
+		if len(dst) > 0 && dst[len(dst)-1] == ' ' {
+			dst[len(dst)-1] = '\n'
+		}
+		return dst
+	}
+	h.space = true
+	return append(dst, '\n')
+}
+
+// finish flushes a character reference cut off by the end of the input.
+func (h *htmlText) finish(dst []byte) []byte {
+	if h.state == hEntity {
+		for _, b := range []byte(html.UnescapeString("&" + string(h.ent[:h.nent]))) {
+			dst = h.emit(dst, b)
+		}
+		h.state = hText
+	}
+	return dst
 }
 
 func isAlnum(c byte) bool {
