@@ -243,3 +243,19 @@ func (kr *Keyring) SearchKey() []byte { return kr.searchKey }
 
 // AuditKey keys the hashes of personal data in audit events.
 func (kr *Keyring) AuditKey() []byte { return kr.auditKey }
+
+// KeyringFromSecrets builds a keyring from known secrets, without the
+// object store: for independent verifiers and recovery tools that already
+// opened the KEK objects, and for format test vectors. The newest KEK (by
+// Created) becomes current.
+func KeyringFromSecrets(secret [32]byte, keks ...*KEK) *Keyring {
+	kr := &Keyring{secret: secret, keks: make(map[[8]byte]*KEK)}
+	for _, k := range keks {
+		kr.keks[k.ID] = k
+		if kr.current == nil || k.Created.After(kr.current.Created) {
+			kr.current = k
+		}
+	}
+	kr.derive()
+	return kr
+}
