@@ -242,3 +242,13 @@ func (c *client) deliver(from string, to []string, data string) string {
 func message(id string, body string) string {
 	return fmt.Sprintf("From: a@example.com\r\nTo: b@example.com\r\nSubject: test %s\r\nMessage-ID: <%s@example.com>\r\n\r\n%s", id, id, body)
 }
+
+type (
+	ingestEnvelope = ingest.Envelope
+	ingestReceipt  = ingest.Receipt
+)
+
+func newReader(c net.Conn) *bufio.Reader {
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return bufio.NewReader(c)
+}
