@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ func (e *testEnv) options(mod func(*Options)) Options {
 		Path: e.path, Origin: testOrigin, Store: e.store, Signer: e.keys.signer,
 		QueryKey: []byte("0123456789abcdef0123456789abcdef"), SegmentEvents: 100,
 		SegmentInterval: time.Hour,
+		Logger:          slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&o)
@@ -420,5 +422,37 @@ func TestPublishCheckpoint(t *testing.T) {
 	}
 	if _, err := PublishCheckpoint(context.Background(), e.log, []byte("garbage")); err == nil {
 		t.Fatal("garbage published")
+	}
+}
+
+func TestExportFormats(t *testing.T) {
+	e := newEnv(t, nil)
+	record(t, e.log, 5)
+	for _, f := range []Format{FormatJSONL, FormatCEF, FormatLEEF, FormatSyslog} {
+		r, err := NewRenderer(f, RenderOptions{Hostname: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		n, err := e.log.Export(context.Background(), &b, Query{From: 2, Limit: 3}, r)
+		lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+		if err != nil || n != 3 || len(lines) != 3 {
+			t.Fatalf("%s: n %d, %v: %q", f, n, err, b.String())
+		}
+		prefix := map[Format]string{FormatJSONL: `{"v":1,"seq":2,`, FormatCEF: "CEF:0|", FormatLEEF: "LEEF:2.0|", FormatSyslog: "<110>1 "}[f]
+		if !strings.HasPrefix(lines[0], prefix) {
+			t.Errorf("%s: %q", f, lines[0])
+		}
+	}
+	ro, err := Open(Options{Path: e.path, Origin: testOrigin, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if ro.Head() != 5 {
+		t.Fatalf("read-only head %d", ro.Head())
+	}
+	if _, err := ro.Record(context.Background(), sampleEvent(0)); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Record on a read-only log: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -98,6 +99,24 @@ func (l *Log) readRange(ctx context.Context, from Seq, n int, since, until time.
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// Export writes the entries matching q to w, rendered by r, one per line,
+// and returns how many it wrote (cairn audit export and tail). In follow
+// mode each line is written as soon as it is read; w should not buffer, or
+// should be flushed by the caller.
+func (l *Log) Export(ctx context.Context, w io.Writer, q Query, r *Renderer) (int, error) {
+	n := 0
+	var buf []byte
+	err := l.Events(ctx, q, func(e *Entry) error {
+		buf = append(r.Append(buf[:0], e), '\n')
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
 }
 
 // LatestCheckpoint returns the newest signed checkpoint written by this Log

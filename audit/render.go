@@ -1,5 +1,7 @@
 package audit
 
+import "strconv"
+
 // appendCEF renders one CEF:0 line.
 // ArcSight CEF rev. 25: CEF:Version|Device Vendor|Device Product|Device
 // Version|Device Event Class ID|Name|Severity|[Extension]
@@ -14,7 +16,7 @@ func (r *Renderer) appendCEF(dst []byte, e *Entry) []byte {
 	dst = append(dst, '|')
 	// rt: event time in milliseconds since the epoch (CEF "deviceReceiptTime").
 	dst = append(dst, "rt="...)
-	dst = appendUint(dst, uint64(ev.Time.UnixMilli()))
+	dst = strconv.AppendInt(dst, ev.Time.UnixMilli(), 10)
 	for _, f := range fields(e) {
 		if f.cef == "" || f.v == "" {
 			continue

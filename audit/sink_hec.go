@@ -136,7 +136,7 @@ func (s *HECSink) Name() string { return s.c.Name }
 // hecEvent is one event in the collector's JSON format
 // (Splunk docs, "Format events for HTTP Event Collector").
 type hecEvent struct {
-	Time       string            `json:"time"` // epoch seconds with milliseconds
+	Time       json.Number       `json:"time"` // epoch seconds with milliseconds
 	Host       string            `json:"host,omitempty"`
 	Source     string            `json:"source,omitempty"`
 	SourceType string            `json:"sourcetype,omitempty"`
@@ -170,7 +170,7 @@ func (s *HECSink) Send(ctx context.Context, entries []Entry) (Seq, error) {
 		e := &entries[i]
 		ms := e.Event.Time.UnixMilli()
 		ev := hecEvent{
-			Time: strconv.FormatInt(ms/1000, 10) + "." + fmt.Sprintf("%03d", ms%1000),
+			Time: json.Number(fmt.Sprintf("%d.%03d", ms/1000, ms%1000)),
 			Host: s.c.Host, Source: s.c.Source, SourceType: s.c.SourceType, Index: s.c.Index,
 			Event:  AppendLine(nil, e.Bytes, e.Hash),
 			Fields: map[string]string{"seq": strconv.FormatUint(uint64(e.Seq), 10), "hash": e.Hash.String()},
