@@ -476,11 +476,14 @@ func (s *Store) delete(ctx context.Context, key string) error {
 	}
 	if errCode(err) == "AccessDenied" {
 		// S3 answers a delete under Object Lock with 403 AccessDenied, like
-		// a missing permission: look at the lock to tell them apart, and
-		// at the message when the lock cannot be read.
-		lk, lerr := s.getLock(ctx, key)
-		if lerr == nil && (lk.LegalHold || lk.RetainUntil.After(time.Now())) ||
-			lerr != nil && strings.Contains(strings.ToLower(err.Error()), "object lock") {
+		// a missing permission. AWS and versitygw say "object lock" in the
+		// message; otherwise look at the object's lock to tell them apart.
+		locked := strings.Contains(strings.ToLower(err.Error()), "object lock")
+		if !locked {
+			lk, lerr := s.getLock(ctx, key)
+			locked = lerr == nil && (lk.LegalHold || lk.RetainUntil.After(time.Now()))
+		}
+		if locked {
 			return fmt.Errorf("%w (%v)", objstore.ErrLocked, err)
 		}
 	}

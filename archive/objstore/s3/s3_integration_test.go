@@ -176,7 +176,31 @@ func TestIntegrationPrefix(t *testing.T) {
 	}
 }
 
-// TestIntegrationSeekableRetry: a Put whose body is an io.Seeker must not
+// TestIntegrationDefaultRetention: on a bucket whose default retention
+// locks every new object, Delete is refused with ErrLocked.
+func TestIntegrationDefaultRetention(t *testing.T) {
+	srv := envServer(t)
+	o := createBucket(t, srv, "defret", true)
+	s, err := Open(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode, days, unit := minio.Governance, uint(1), minio.Days
+	if err := s.client.SetObjectLockConfig(t.Context(), o.Bucket, &mode, &days, &unit); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), "k", strings.NewReader("kept"), 4); err != nil {
+		t.Fatalf("Put under default retention: %v", err)
+	}
+	if err := s.Delete(t.Context(), "k"); !errors.Is(err, objstore.ErrLocked) {
+		t.Errorf("Delete under default retention = %v, want ErrLocked", err)
+	}
+	if got := getAll(t, s, "k"); string(got) != "kept" {
+		t.Errorf("object = %q", got)
+	}
+}
+
+// TestIntegrationSeekableBody: a Put whose body is an io.Seeker must not
 // be retried by minio-go behind our back (a retried conditional PUT could
 // turn our own success into ErrExist).
 func TestIntegrationSeekableBody(t *testing.T) {
