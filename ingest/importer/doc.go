@@ -23,6 +23,9 @@
 //     one message, archived byte for byte.
 //   - A file ending in .gz is decompressed first and then detected as above
 //     (an .mbox.gz archive, an .eml.gz message).
+//   - A Maildir or .eml message file that a server stored compressed
+//     (Dovecot's zlib and mail_compress plugins) is archived decompressed:
+//     gzip and bzip2 are read, zstd, xz and lz4 are refused with a reason.
 //
 // # Mbox
 //

@@ -140,7 +140,7 @@ type job struct {
 	raw    []byte
 	path   string
 	offset int64 // mbox offset for issues, -1 otherwise
-	bytes  int64 // source bytes this job completes, for progress
+	bytes  int64 // for jobRaw: source bytes this job completes, for progress
 	folder string
 	mdDir  string
 	name   string
@@ -158,7 +158,8 @@ func (r *runner) produce(e *entry) error {
 	case entrySkip:
 		r.issue(IssueSkipped, e.path, -1, e.reason, 0)
 	case entryMaildirMsg:
-		return r.send(&job{kind: jobMaildir, path: e.path, offset: -1, folder: e.folder, mdDir: e.mdDir, name: e.name, bytes: e.fileSize()})
+		// The worker stats the file: the reader does no I/O per message file.
+		return r.send(&job{kind: jobMaildir, path: e.path, offset: -1, folder: e.folder, mdDir: e.mdDir, name: e.name})
 	case entryFile:
 		return r.file(e)
 	}
@@ -183,7 +184,7 @@ func (r *runner) file(e *entry) error {
 		return r.gzipFile(e)
 	case strings.HasSuffix(lower, ".eml"):
 		// No need to look first: workers read .eml files in parallel.
-		return r.send(&job{kind: jobEML, path: e.path, offset: -1, folder: e.folder, bytes: e.fileSize()})
+		return r.send(&job{kind: jobEML, path: e.path, offset: -1, folder: e.folder})
 	}
 	f, err := os.Open(e.path)
 	if err != nil {
@@ -207,7 +208,7 @@ func (r *runner) file(e *entry) error {
 	case kindMbox:
 		return r.mbox(e, br, fi, nil)
 	case kindMessage:
-		return r.send(&job{kind: jobEML, path: e.path, offset: -1, folder: e.folder, bytes: fi.Size()})
+		return r.send(&job{kind: jobEML, path: e.path, offset: -1, folder: e.folder})
 	case kindEmpty:
 		r.issue(IssueSkipped, e.path, -1, "empty file", fi.Size())
 	default:
@@ -383,37 +384,44 @@ func (r *runner) work(j *job) {
 	}
 }
 
-// readFile reads the message file at path, refusing it without reading when
-// it is over the limit. It returns nil raw after reporting an issue.
-func (r *runner) readFile(path string, f *os.File, bytesDone int64) ([]byte, os.FileInfo) {
+// readFile reads the message file f (at path), refusing it without reading
+// when it is over the limit, and decompresses it if a mail server stored it
+// compressed. On a problem it reports an issue and returns nil raw. fi is
+// nil only when f could not be stat'ed.
+func (r *runner) readFile(path string, f *os.File) (raw []byte, fi os.FileInfo, compression string) {
 	fi, err := f.Stat()
 	if err != nil {
-		r.issue(IssueFailed, path, -1, "stat: "+unwrapPath(err).Error(), bytesDone)
-		return nil, nil
+		r.fail(path, -1, "stat: "+unwrapPath(err).Error(), 0)
+		return nil, nil, ""
 	}
+	size := fi.Size()
 	if !fi.Mode().IsRegular() {
-		r.issue(IssueSkipped, path, -1, "not a regular file", bytesDone)
-		return nil, nil
+		r.issue(IssueSkipped, path, -1, "not a regular file", 0)
+		return nil, fi, ""
 	}
-	if fi.Size() > r.opts.MaxMessageSize {
-		r.refuseTooLarge(path, bytesDone)
-		return nil, nil
+	if size > r.opts.MaxMessageSize {
+		r.issue(IssueRefused, path, -1, r.tooLarge(), size)
+		return nil, fi, ""
 	}
-	raw := make([]byte, 0, fi.Size()+1)
+	raw = make([]byte, 0, size+1)
 	raw, err = readAllInto(raw, io.LimitReader(f, r.opts.MaxMessageSize+1))
 	if err != nil {
-		r.issue(IssueFailed, path, -1, "read: "+unwrapPath(err).Error(), bytesDone)
-		return nil, nil
+		r.fail(path, -1, "read: "+unwrapPath(err).Error(), size)
+		return nil, fi, ""
 	}
-	if int64(len(raw)) > r.opts.MaxMessageSize {
-		r.refuseTooLarge(path, bytesDone)
-		return nil, nil
+	raw, compression, err = decompress(raw, r.opts.MaxMessageSize)
+	switch {
+	case errors.Is(err, errTooLarge):
+		r.issue(IssueRefused, path, -1, r.tooLarge(), size)
+		return nil, fi, ""
+	case errors.Is(err, errCompressed):
+		r.issue(IssueRefused, path, -1, err.Error(), size)
+		return nil, fi, ""
+	case err != nil:
+		r.fail(path, -1, err.Error(), size)
+		return nil, fi, ""
 	}
-	return raw, fi
-}
-
-func (r *runner) refuseTooLarge(path string, bytesDone int64) {
-	r.issue(IssueRefused, path, -1, r.tooLarge(), bytesDone)
+	return raw, fi, compression
 }
 
 // eml imports a file holding one message. A .eml file that starts with a
@@ -422,23 +430,23 @@ func (r *runner) refuseTooLarge(path string, bytesDone int64) {
 func (r *runner) eml(j *job) {
 	f, err := os.Open(j.path)
 	if err != nil {
-		r.fail(j.path, -1, "open: "+unwrapPath(err).Error(), j.bytes)
+		r.fail(j.path, -1, "open: "+unwrapPath(err).Error(), 0)
 		return
 	}
-	raw, fi := r.readFile(j.path, f, j.bytes)
+	raw, fi, compression := r.readFile(j.path, f)
 	f.Close()
 	if raw == nil {
 		return
 	}
 	if !isFromLine(raw) {
 		env := r.envelope(emlKey(j.path), fi.ModTime(), "mtime", map[string]string{
-			"format": "eml", "path": metaPath(j.path), "folder": j.folder,
+			"format": "eml", "path": metaPath(j.path), "folder": j.folder, "compression": compression,
 		})
-		r.archive(env, raw, j.path, -1, j.bytes)
+		r.archive(env, raw, j.path, -1, fi.Size())
 		return
 	}
 	rd := newMboxReader(bytes.NewReader(raw), r.opts.Quoting, r.opts.MaxMessageSize, 0)
-	for n := j.bytes; ; n = 0 { // the file's bytes go with its first message
+	for n := fi.Size(); ; n = 0 { // the file's bytes go with its first message
 		sp, err := rd.next()
 		if err != nil { // io.EOF: a bytes.Reader has no other error
 			r.addBytes(n)
@@ -465,10 +473,10 @@ func (r *runner) maildirMessage(j *job) {
 		}
 	}
 	if err != nil {
-		r.fail(path, -1, "open: "+unwrapPath(err).Error(), j.bytes)
+		r.fail(path, -1, "open: "+unwrapPath(err).Error(), 0)
 		return
 	}
-	raw, fi := r.readFile(path, f, j.bytes)
+	raw, fi, compression := r.readFile(path, f)
 	f.Close()
 	if raw == nil {
 		return
@@ -476,18 +484,19 @@ func (r *runner) maildirMessage(j *job) {
 	n := ParseMaildirName(name)
 	at, src := maildirReceivedAt(fi.ModTime(), n)
 	meta := map[string]string{
-		"format":  "maildir",
-		"path":    metaPath(path),
-		"folder":  folderName(j.folder),
-		"maildir": metaPath(j.mdDir),
-		"unique":  escapeKey(n.Unique),
+		"format":      "maildir",
+		"path":        metaPath(path),
+		"folder":      folderName(j.folder),
+		"maildir":     metaPath(j.mdDir),
+		"unique":      escapeKey(n.Unique),
+		"compression": compression,
 	}
 	if strings.HasPrefix(n.Info, "2,") {
 		meta["flags"] = escapeKey(n.Flags)
 	} else {
 		meta["info"] = escapeKey(n.Info)
 	}
-	r.archive(r.envelope(maildirKey(j.mdDir, n.Unique), at, src, meta), raw, path, -1, j.bytes)
+	r.archive(r.envelope(maildirKey(j.mdDir, n.Unique), at, src, meta), raw, path, -1, fi.Size())
 }
 
 // findMaildirMessage returns the path of the message with the given unique
