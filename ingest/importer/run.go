@@ -32,7 +32,8 @@ import (
 //
 // Before reading any message Run resolves every path; a path that does not
 // exist or cannot be read is an error ("importer: PATH: cause") and nothing
-// is imported. Run returns a non-nil error, with the Summary of what was
+// is imported. It then walks the paths once, reading directories only, to
+// know Progress.TotalBytes before the first message. Run returns a non-nil error, with the Summary of what was
 // done, only when it stopped early: ctx was cancelled, or opts.MaxFailures
 // messages failed (ErrTooManyFailures). On cancel no new message is handed
 // out, and messages already handed to the archiver finish: Archive runs
