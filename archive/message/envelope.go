@@ -236,6 +236,11 @@ func (a *addrParser) phrase() (comment string) {
 			for a.pos < len(a.s) && isAtomOrDot(a.s[a.pos]) {
 				a.pos++
 			}
+			if a.pos == start {
+				a.pos++ // a control character: skip it
+				space = true
+				continue
+			}
 			a.words = append(a.words, addrWord{a.s[start:a.pos], space})
 			space = false
 		}

@@ -36,6 +36,9 @@ func TestParseAddressList(t *testing.T) {
 		{"Broken <a@x, b@y", []Address{m("Broken", "a", "x"), m("", "b", "y")}, true},
 		{"Bare Name a@x", []Address{m("Bare Name", "a", "x")}, true},
 		{"a@x (unclosed", []Address{m("unclosed", "a", "x")}, false},
+		// Control characters are skipped (found by FuzzParse: it looped).
+		{"\x00\x01a@x", []Address{m("", "a", "x")}, false},
+		{"Bob\x7f <b@x>", []Address{m("Bob", "b", "x")}, false},
 	}
 	for _, tt := range tests {
 		got, bad := parseAddressList(tt.in)
