@@ -80,13 +80,16 @@ func isAllWSP(s string) bool {
 	return true
 }
 
+// maxEncodedText bounds the encoded text of one encoded word.
+const maxEncodedText = 4096
+
 // parseEncodedWord parses "=?charset?encoding?text?=" at s[j:] (RFC 2047
 // §2). enc is 'b' or 'q'. A language suffix "charset*lang" (RFC 2231 §5) is
 // dropped.
 func parseEncodedWord(s string, j int) (cs string, enc byte, text string, end int, ok bool) {
 	p := j + 2
-	q := strings.IndexByte(s[p:], '?')
-	if q <= 0 || q > 64 {
+	q := strings.IndexByte(s[p:min(p+65, len(s))], '?')
+	if q <= 0 {
 		return
 	}
 	cs = s[p : p+q]
@@ -111,7 +114,10 @@ func parseEncodedWord(s string, j int) (cs string, enc byte, text string, end in
 		return
 	}
 	p += 2
-	e := strings.Index(s[p:], "?=")
+	// RFC 2047 §2 limits a word to 75 characters; real mail exceeds that,
+	// but a bound keeps a search for "?=" from rescanning the whole value
+	// for every "=?" in it.
+	e := strings.Index(s[p:min(p+maxEncodedText, len(s))], "?=")
 	if e < 0 {
 		return
 	}

@@ -410,6 +410,8 @@ func TestAdversarial(t *testing.T) {
 		{"unclosed comments", "To: " + big("(", 100000) + "\n\n"},
 		{"many encoded words", "Subject: " + big("=?utf-8?q?a?= ", 100000) + "\n\n"},
 		{"many broken words", "Subject: " + big("=?", 200000) + "\n\n"},
+		{"many unterminated words", "Subject: " + big("=?utf-8?q?a", 100000) + "\n\n"},
+		{"many words ended far away", "Subject: " + big("=?utf-8?q?a", 100000) + "?=\n\n"},
 		{"many bad header lines", big("junk\n", 100000)},
 		{"only line feeds", big("\n", 1<<20)},
 		{"no line feeds", big("x", 1<<20)},
