@@ -227,10 +227,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	folder := path.Dir(key)
-	if folder == "." {
-		folder = ""
-	}
+	folder := parentOf(key)
 	if err := s.ensureDir(folder); err != nil {
 		return err
 	}
@@ -276,7 +273,19 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (e
 	}
 
 	dst := s.path(key)
-	if err := os.Link(tmp, dst); err != nil {
+	err = os.Link(tmp, dst)
+	if errors.Is(err, iofs.ErrNotExist) {
+		// The folder was removed behind our back (by an operator, or a
+		// restore): forget that it was durable, make it again, retry once.
+		for f := folder; f != ""; f = parentOf(f) {
+			s.durable.Delete(f)
+		}
+		if err := s.ensureDir(folder); err != nil {
+			return err
+		}
+		err = os.Link(tmp, dst)
+	}
+	if err != nil {
 		if errors.Is(err, iofs.ErrExist) {
 			if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
 				return fmt.Errorf("a folder has the same name (key is a prefix of other keys)")
@@ -299,16 +308,21 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (e
 	return nil
 }
 
+// parentOf is the folder of a key or folder, "" for the root.
+func parentOf(rel string) string {
+	if p := path.Dir(rel); p != "." {
+		return p
+	}
+	return ""
+}
+
 // ensureDir creates the folder rel (a slash path relative to root) and its
 // missing ancestors, and makes each one's entry in its parent durable.
 func (s *Store) ensureDir(rel string) error {
 	if _, ok := s.durable.Load(rel); ok {
 		return nil
 	}
-	parent := path.Dir(rel)
-	if parent == "." {
-		parent = ""
-	}
+	parent := parentOf(rel)
 	if err := s.ensureDir(parent); err != nil {
 		return err
 	}

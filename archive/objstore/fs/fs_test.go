@@ -192,3 +192,17 @@ func TestListReadsOnlyBelowPrefix(t *testing.T) {
 		}
 	}
 }
+
+// A folder removed behind the store's back (an operator, a restore) is made
+// again by the next Put into it.
+func TestFolderRemovedBehindOurBack(t *testing.T) {
+	s := openTemp(t)
+	put(t, s, "messages/ab/cd/1", "one")
+	if err := os.RemoveAll(filepath.Join(s.Dir(), "messages")); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "messages/ab/cd/2", "two")
+	if keys := keysOf(t, s, ""); !slices.Equal(keys, []string{"messages/ab/cd/2"}) {
+		t.Errorf("List = %q", keys)
+	}
+}

@@ -67,6 +67,14 @@ type Options struct {
 	// Object Lock can only be enabled when a bucket is created.
 	ObjectLock bool
 
+	// DisableExpectContinue stops Put from sending "Expect: 100-continue"
+	// (RFC 9110 §10.1.1). By default a PUT sends its body only after the
+	// server answered 100 Continue, so a server that froze before that
+	// never holds a whole request that it could complete after Put gave up.
+	// Set it only for a server that ignores Expect: there every Put would
+	// wait Timeout for the 100 and fail.
+	DisableExpectContinue bool
+
 	// MaxRetries is how many times a failed request is tried again after
 	// transient failures (network errors, timeouts, 5xx, throttling), with
 	// exponential backoff. 0 means DefaultMaxRetries; negative means never.

@@ -21,7 +21,9 @@
 //     the object's metadata first, so both report objstore.ErrNotExist.
 //
 // An ambiguous Put: when an attempt fails without an answer (timeout, lost
-// connection) the service may have stored the object anyway. Each Put tags
+// connection) the service may have stored the object anyway. A PUT sends
+// its body only after the service's 100 Continue, which narrows this to a
+// service that failed after it had the whole body. Each Put tags
 // its object with a random token (metadata Cairn-Put-Id). When a retry of
 // the same Put meets 412, or when the last attempt failed without an
 // answer, Put reads the stored object's token: if it is its own, the object
@@ -171,7 +173,7 @@ func (s *Store) checkBucket(ctx context.Context, opts Options) error {
 }
 
 // transport is an HTTP transport whose every wait has a bound.
-func transport(opts Options) (*http.Transport, error) {
+func transport(opts Options) (http.RoundTripper, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if opts.CAFile != "" {
 		pem, err := os.ReadFile(opts.CAFile)
@@ -187,20 +189,38 @@ func transport(opts Options) (*http.Transport, error) {
 		}
 		tlsConf.RootCAs = pool
 	}
-	return &http.Transport{
+	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   opts.DialTimeout,
 		ResponseHeaderTimeout: opts.Timeout,
-		ExpectContinueTimeout: time.Second,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		// Objects are compressed and encrypted already; gzip would only
 		// hide the Content-Length that size checks rely on.
 		DisableCompression: true,
-	}, nil
+	}
+	if opts.DisableExpectContinue {
+		return tr, nil
+	}
+	// Wait for the 100 as long as the attempt may last: sending the body
+	// early to a silent server is what makes a failed Put ambiguous.
+	tr.ExpectContinueTimeout = opts.Timeout
+	return expectContinue{tr}, nil
+}
+
+// expectContinue asks for 100 Continue before a PUT's body goes out.
+// The header is not signed; S3 signs only the headers it lists.
+type expectContinue struct{ *http.Transport }
+
+func (e expectContinue) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPut && req.ContentLength > 0 && req.Header.Get("Expect") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Expect", "100-continue")
+	}
+	return e.Transport.RoundTrip(req)
 }
 
 // name is the S3 object name of a key.
