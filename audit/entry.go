@@ -120,29 +120,53 @@ var ErrHashMismatch = errors.New("audit: entry bytes do not match their hash")
 // the prefix is exactly the one entryBytes writes, so two different byte
 // strings never parse to the same (seq, prev).
 func ParseEntry(b []byte) (Entry, error) {
-	var hdr struct {
+	var e Entry
+	seq, prev, ok := parseHead(b)
+	if !ok {
+		return e, fmt.Errorf("%w: not in canonical form", ErrMalformed)
+	}
+	// One decoding pass: the header members are read by parseHead; the
+	// event members by json, with the header names bound to ignored fields.
+	var w struct {
 		V    int    `json:"v"`
 		Seq  Seq    `json:"seq"`
 		Prev string `json:"prev"`
+		Event
 	}
-	var e Entry
-	if err := json.Unmarshal(b, &hdr); err != nil {
-		return e, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return e, fmt.Errorf("%w: seq %d: %v", ErrMalformed, seq, err)
 	}
-	if hdr.V != SchemaVersion {
-		return e, fmt.Errorf("%w: schema version %d", ErrMalformed, hdr.V)
+	if w.V != SchemaVersion || w.Seq != seq {
+		return e, fmt.Errorf("%w: seq %d: schema version %d", ErrMalformed, seq, w.V)
 	}
-	prev, err := ParseHash(hdr.Prev)
-	if err != nil {
-		return e, fmt.Errorf("%w: seq %d: %v", ErrMalformed, hdr.Seq, err)
-	}
-	if err := json.Unmarshal(b, &e.Event); err != nil {
-		return e, fmt.Errorf("%w: seq %d: %v", ErrMalformed, hdr.Seq, err)
-	}
-	e.Seq, e.Prev, e.Bytes, e.Hash = hdr.Seq, prev, b, sha256.Sum256(b)
-	want := entryBytes(nil, hdr.Seq, prev, []byte("{"))
-	if hdr.Seq == 0 || !bytes.HasPrefix(b, want) {
-		return e, fmt.Errorf("%w: seq %d: not in canonical form", ErrMalformed, hdr.Seq)
-	}
+	e.Seq, e.Prev, e.Bytes, e.Hash, e.Event = seq, prev, b, sha256.Sum256(b), w.Event
 	return e, nil
+}
+
+// parseHead reads seq and prev from the canonical prefix of stored bytes
+// without decoding the event: the sealer's fast path. It accepts only the
+// exact prefix entryBytes writes.
+func parseHead(b []byte) (seq Seq, prev Hash, ok bool) {
+	const p1 = `{"v":1,"seq":`
+	const p2 = `,"prev":"`
+	if !bytes.HasPrefix(b, []byte(p1)) {
+		return 0, prev, false
+	}
+	i := len(p1)
+	j := i
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseUint(string(b[i:j]), 10, 64)
+	if err != nil || n == 0 || strconv.FormatUint(n, 10) != string(b[i:j]) {
+		return 0, prev, false
+	}
+	if !bytes.HasPrefix(b[j:], []byte(p2)) || len(b) < j+len(p2)+64+3 {
+		return 0, prev, false
+	}
+	h, err := ParseHash(string(b[j+len(p2) : j+len(p2)+64]))
+	if err != nil || string(b[j+len(p2)+64:j+len(p2)+66]) != `",` || b[len(b)-1] != '}' {
+		return 0, prev, false
+	}
+	return Seq(n), h, true
 }

@@ -556,3 +556,32 @@ func (l *Log) readEntries(ctx context.Context, from Seq, n int) ([]Entry, error)
 	}
 	return out, rows.Err()
 }
+
+// readRaw returns up to n entries from seq from with Seq, Prev, Hash and
+// Bytes set but the event not decoded (sealing needs only the bytes). It
+// checks each row's seq and its link to the previous row.
+func (l *Log) readRaw(ctx context.Context, from Seq, n int, prev Hash) ([]Entry, error) {
+	rows, err := l.rdb.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq LIMIT ?`, int64(from), n)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read from %d: %w", from, err)
+	}
+	defer rows.Close()
+	out := make([]Entry, 0, n)
+	for rows.Next() {
+		var seq int64
+		var body []byte
+		if err := rows.Scan(&seq, &body); err != nil {
+			return nil, fmt.Errorf("audit: read from %d: %w", from, err)
+		}
+		s, p, ok := parseHead(body)
+		if !ok || s != Seq(seq) || s != from+Seq(len(out)) {
+			return nil, fmt.Errorf("%w: row %d does not hold entry %d", ErrTampered, seq, from+Seq(len(out)))
+		}
+		if (s > 1 || !prev.IsZero()) && p != prev {
+			return nil, fmt.Errorf("%w: entry %d does not link to entry %d", ErrTampered, s, s-1)
+		}
+		prev = sha256.Sum256(body)
+		out = append(out, Entry{Seq: s, Prev: p, Hash: prev, Bytes: body})
+	}
+	return out, rows.Err()
+}

@@ -232,7 +232,13 @@ func (l *Log) sealSegment(ctx context.Context, first, last Seq) error {
 	default:
 		return fmt.Errorf("audit: seal %s: %w", key, err)
 	}
-	entries, err := l.readEntries(ctx, first, int(last-first+1))
+	var prev Hash
+	if first > 1 {
+		if err := l.rdb.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, int64(first-1)).Scan(prevBytes(&prev)); err != nil {
+			return fmt.Errorf("audit: seal: read entry %d: %w", first-1, err)
+		}
+	}
+	entries, err := l.readRaw(ctx, first, int(last-first+1), prev)
 	if err != nil {
 		return err
 	}
@@ -326,4 +332,18 @@ func getAll(ctx context.Context, st objstore.Store, key string) ([]byte, error) 
 	}
 	defer rc.Close()
 	return io.ReadAll(rc)
+}
+
+// prevBytes scans a 32-byte BLOB into h.
+type hashScanner struct{ h *Hash }
+
+func prevBytes(h *Hash) hashScanner { return hashScanner{h} }
+
+func (s hashScanner) Scan(v any) error {
+	b, ok := v.([]byte)
+	if !ok || len(b) != 32 {
+		return fmt.Errorf("not a 32-byte hash")
+	}
+	copy(s.h[:], b)
+	return nil
 }
