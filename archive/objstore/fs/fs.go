@@ -97,6 +97,17 @@ func Open(dir string) (*Store, error) {
 	if err := os.Mkdir(tmpRoot, dirPerm); err != nil && !errors.Is(err, iofs.ErrExist) {
 		return nil, fmt.Errorf("objstore/fs: open %s: %w", dir, err)
 	}
+	// Cleaning up and taking our own folder happen under one lock shared by
+	// every process opening this store, so that no Open removes a folder
+	// another has made but not yet locked.
+	guard, err := os.OpenFile(filepath.Join(tmpRoot, guardName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("objstore/fs: open %s: %w", dir, err)
+	}
+	defer guard.Close()
+	if err := syscall.Flock(int(guard.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("objstore/fs: open %s: lock: %w", dir, err)
+	}
 	if err := removeLeftovers(tmpRoot); err != nil {
 		return nil, fmt.Errorf("objstore/fs: open %s: remove leftover temporary files: %w", dir, err)
 	}
@@ -115,6 +126,9 @@ func Open(dir string) (*Store, error) {
 	s.durable.Store("", struct{}{})
 	return s, nil
 }
+
+// guardName is the lock file under .tmp that serialises Opens.
+const guardName = "guard"
 
 // makeOwnTemp creates a fresh temporary folder under tmpRoot and holds an
 // exclusive flock on it for the life of the Store.
@@ -149,6 +163,9 @@ func removeLeftovers(tmpRoot string) error {
 	}
 	for _, e := range entries {
 		p := filepath.Join(tmpRoot, e.Name())
+		if e.Name() == guardName {
+			continue
+		}
 		if !e.IsDir() {
 			if err := os.Remove(p); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 				return err

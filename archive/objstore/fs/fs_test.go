@@ -2,12 +2,14 @@ package fs
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cairn-archive/cairn/archive/objstore"
@@ -204,5 +206,34 @@ func TestFolderRemovedBehindOurBack(t *testing.T) {
 	put(t, s, "messages/ab/cd/2", "two")
 	if keys := keysOf(t, s, ""); !slices.Equal(keys, []string{"messages/ab/cd/2"}) {
 		t.Errorf("List = %q", keys)
+	}
+}
+
+// Many processes opening one store at once never remove each other's
+// temporary folder (Open's cleanup and a new Store's mkdir+flock used to
+// race).
+func TestConcurrentOpens(t *testing.T) {
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(dir)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if err := s.Put(t.Context(), fmt.Sprintf("k/%p", s), strings.NewReader("x"), 1); err != nil {
+				errs <- err
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
