@@ -7,7 +7,6 @@ import (
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/encoding/ianaindex"
-	"golang.org/x/text/transform"
 )
 
 // lookupCharset returns the decoder for a MIME charset name, or nil when
@@ -94,50 +93,4 @@ func validUTF8String(s string) string {
 		return s
 	}
 	return string(appendFallback(nil, []byte(s)))
-}
-
-// fallback is the streaming form of appendFallback.
-type fallback struct{ transform.NopResetter }
-
-func (fallback) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
-	for nSrc < len(src) {
-		c := src[nSrc]
-		if c < utf8.RuneSelf {
-			if nDst >= len(dst) {
-				return nDst, nSrc, transform.ErrShortDst
-			}
-			dst[nDst] = c
-			nDst++
-			nSrc++
-			continue
-		}
-		if !atEOF && !utf8.FullRune(src[nSrc:]) {
-			return nDst, nSrc, transform.ErrShortSrc
-		}
-		r, n := utf8.DecodeRune(src[nSrc:])
-		if r == utf8.RuneError && n <= 1 {
-			r = latin1Rune(c)
-			if nDst+utf8.RuneLen(r) > len(dst) {
-				return nDst, nSrc, transform.ErrShortDst
-			}
-			nDst += utf8.EncodeRune(dst[nDst:], r)
-			nSrc++
-			continue
-		}
-		if nDst+n > len(dst) {
-			return nDst, nSrc, transform.ErrShortDst
-		}
-		nDst += copy(dst[nDst:], src[nSrc:nSrc+n])
-		nSrc += n
-	}
-	return nDst, nSrc, nil
-}
-
-// charsetTransformer returns the transformer that turns text in charset
-// into UTF-8.
-func charsetTransformer(charset string) transform.Transformer {
-	if e := lookupCharset(charset); e != nil {
-		return e.NewDecoder()
-	}
-	return fallback{}
 }

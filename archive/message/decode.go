@@ -68,6 +68,17 @@ func (r *base64Reader) Read(p []byte) (int, error) {
 		}
 		// Fast path: decode straight into p while 3 bytes fit.
 		for n+3 <= len(p) && r.pos < len(r.src) {
+			if r.n == 0 && r.pos+4 <= len(r.src) {
+				s := r.src[r.pos : r.pos+4]
+				a, b, c, d := b64[s[0]], b64[s[1]], b64[s[2]], b64[s[3]]
+				if a|b|c|d < 64 {
+					v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+					p[n], p[n+1], p[n+2] = byte(v>>16), byte(v>>8), byte(v)
+					n += 3
+					r.pos += 4
+					continue
+				}
+			}
 			c := r.src[r.pos]
 			r.pos++
 			v := b64[c]
@@ -124,6 +135,15 @@ func (r *base64Reader) fill() bool {
 	r.iout, r.acc, r.n = 0, 0, 0
 	return r.nout > 0
 }
+
+// qpPlain marks the bytes quoted-printable decoding copies unchanged.
+var qpPlain = func() (t [256]bool) {
+	for i := range t {
+		t[i] = true
+	}
+	t['='], t[' '], t['\t'] = false, false, false
+	return t
+}()
 
 // qpReader decodes quoted-printable (RFC 2045 §6.7) from src: "=XX" is a
 // byte, "=" before the line end a soft line break, white space before a
@@ -190,9 +210,13 @@ func (r *qpReader) Read(p []byte) (int, error) {
 			n++
 			r.pos++
 		default:
-			p[n] = c
-			n++
-			r.pos++
+			// A run of bytes that stand for themselves.
+			j := r.pos + 1
+			for j < len(src) && j-r.pos < len(p)-n && qpPlain[src[j]] {
+				j++
+			}
+			n += copy(p[n:], src[r.pos:j])
+			r.pos = j
 		}
 	}
 	if n == 0 && r.pos >= len(src) {

@@ -46,10 +46,11 @@ func Text(raw []byte, p *Part, fn func(chunk string) error) error {
 }
 
 type textWriter struct {
-	fn   func(string) error
-	left int    // bytes still allowed
-	buf  []byte // pending output, flushed at textChunk
-	in   [8 << 10]byte
+	fn      func(string) error
+	left    int    // bytes still allowed
+	buf     []byte // pending output, flushed at textChunk
+	scratch []byte // for repairing input that is not UTF-8
+	in      [8 << 10]byte
 }
 
 func (t *textWriter) part(raw []byte, p *Part) error {
@@ -99,25 +100,49 @@ func (t *textWriter) body(raw []byte, p *Part) error {
 		// Unknown transfer encoding: index the bytes as they are.
 		r = &identityReader{b: p.Body(raw)}
 	}
-	r = transform.NewReader(r, charsetTransformer(p.Charset()))
+	// Known charsets go through their x/text decoder; UTF-8, US-ASCII and
+	// unknown ones are checked here, which is much cheaper for the common
+	// case of valid UTF-8 (see lookupCharset).
+	enc := lookupCharset(p.Charset())
+	if enc != nil {
+		r = transform.NewReader(r, enc.NewDecoder())
+	}
 	var h *htmlText
 	lastCR := false
 	if p.MediaSubtype == "html" {
 		h = &htmlText{}
 	}
+	carry := 0 // bytes of an incomplete character kept at t.in[:carry]
 	for {
-		n, err := r.Read(t.in[:])
-		if n > 0 {
+		n, err := r.Read(t.in[carry:])
+		n += carry
+		carry = 0
+		chunk := t.in[:n]
+		if enc == nil {
+			if err == nil {
+				cut := completeRunes(chunk)
+				carry = n - cut
+				chunk = chunk[:cut]
+			}
+			if !utf8.Valid(chunk) {
+				t.scratch = appendFallback(t.scratch[:0], chunk)
+				chunk = t.scratch
+			}
+		}
+		if len(chunk) > 0 {
 			if h != nil {
-				t.buf = h.appendText(t.buf, t.in[:n])
+				t.buf = h.appendText(t.buf, chunk)
 			} else {
-				t.buf = appendPlain(t.buf, t.in[:n], &lastCR)
+				t.buf = appendPlain(t.buf, chunk, &lastCR)
 			}
 			if len(t.buf) >= textChunk {
 				if err := t.flush(false); err != nil {
 					return err
 				}
 			}
+		}
+		if carry > 0 {
+			copy(t.in[:carry], t.in[n-carry:n])
 		}
 		if err != nil {
 			break // io.EOF, or a charset decoder error: keep what we have
@@ -129,23 +154,35 @@ func (t *textWriter) body(raw []byte, p *Part) error {
 	return t.writeLine("")
 }
 
+// completeRunes returns the length of b without an incomplete UTF-8
+// sequence at its end.
+func completeRunes(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax+1; i-- {
+		if utf8.RuneStart(b[i]) {
+			if b[i] >= utf8.RuneSelf && !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
+}
+
 // appendPlain appends text with CRLF and bare CR turned into LF; *lastCR
 // carries a CR at the end of one piece over to the next.
 func appendPlain(dst, src []byte, lastCR *bool) []byte {
-	if !*lastCR && bytes.IndexByte(src, '\r') < 0 {
-		return append(dst, src...)
-	}
-	for _, c := range src {
-		switch {
-		case c == '\r':
-			dst = append(dst, '\n')
-			*lastCR = true
-			continue
-		case c == '\n' && *lastCR:
-		default:
-			dst = append(dst, c)
+	for len(src) > 0 {
+		if *lastCR && src[0] == '\n' {
+			src = src[1:]
 		}
 		*lastCR = false
+		i := bytes.IndexByte(src, '\r')
+		if i < 0 {
+			return append(dst, src...)
+		}
+		dst = append(append(dst, src[:i]...), '\n')
+		*lastCR = true
+		src = src[i+1:]
 	}
 	return dst
 }
@@ -248,6 +285,17 @@ func (h *htmlText) appendText(dst, src []byte) []byte {
 		c := src[i]
 		switch h.state {
 		case hText:
+			if htmlPlain[c] {
+				// A run of ordinary characters.
+				j := i + 1
+				for j < len(src) && htmlPlain[src[j]] {
+					j++
+				}
+				dst = append(dst, src[i:j]...)
+				h.space = false
+				i = j - 1
+				continue
+			}
 			switch c {
 			case '<':
 				h.state = hTagOpen
@@ -407,6 +455,17 @@ func (h *htmlText) finish(dst []byte) []byte {
 	}
 	return dst
 }
+
+// htmlPlain marks the bytes that are text as they are.
+var htmlPlain = func() (t [256]bool) {
+	for i := range t {
+		t[i] = true
+	}
+	for _, c := range "<& \t\r\n\f" {
+		t[c] = false
+	}
+	return t
+}()
 
 func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'

@@ -1,6 +1,7 @@
 package message
 
 import (
+	"encoding/base64"
 	"errors"
 	"os"
 	"strings"
@@ -142,6 +143,25 @@ func TestTextLimits(t *testing.T) {
 	got := textOf(t, raw)
 	if len(got) > MaxText || len(got) < MaxText-utf8.UTFMax {
 		t.Errorf("text of %d bytes, want about %d", len(got), MaxText)
+	}
+	if !strings.HasPrefix(body, got) {
+		t.Errorf("text is not the start of the body")
+	}
+	// Characters split across reads of the decoder survive, in UTF-8 and
+	// in a legacy charset.
+	for _, cs := range []string{"utf-8", "iso-8859-1"} {
+		b := strings.Repeat("ab€ü", 5000)
+		if cs == "iso-8859-1" {
+			b = strings.Repeat("ab\xfc", 5000)
+		}
+		raw := []byte("Content-Type: text/plain; charset=" + cs + "\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString([]byte(b)))
+		want := strings.Repeat("ab€ü", 5000)
+		if cs == "iso-8859-1" {
+			want = strings.Repeat("abü", 5000)
+		}
+		if got := strings.TrimSuffix(textOf(t, raw), "\n"); got != want {
+			t.Errorf("%s: text differs from the body (%d vs %d bytes)", cs, len(got), len(want))
+		}
 	}
 	// An error from fn stops the walk and is returned.
 	p, _ := Parse(raw)
