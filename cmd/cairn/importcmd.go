@@ -14,6 +14,7 @@ func importCmd() *cobra.Command {
 		custodians []string
 		workers    int
 		quoting    string
+		allFiles   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "import PATH...",
@@ -44,6 +45,7 @@ archived from the same place are recognised and not recorded twice.`,
 				Workers:        workers,
 				MaxMessageSize: int64(cfg.Ingest.MaxMessageSize),
 				Quoting:        q,
+				AllFiles:       allFiles,
 				Progress: func(p importer.Progress) {
 					bar.update(p.Messages, 0, p.Bytes)
 				},
@@ -66,6 +68,7 @@ archived from the same place are recognised and not recorded twice.`,
 	cmd.Flags().StringArrayVar(&custodians, "custodian", nil, "custodian mailbox the messages belong to (repeatable)")
 	cmd.Flags().IntVar(&workers, "workers", importer.DefaultWorkers, "messages archived concurrently")
 	cmd.Flags().StringVar(&quoting, "mbox-quoting", "mboxrd", "how mbox files quote From_ lines: mboxrd or mboxo")
+	cmd.Flags().BoolVar(&allFiles, "all-files", false, "in folders, take every file that is not an mbox as one message (default: .eml, .raw and files that start like a message)")
 	return cmd
 }
 

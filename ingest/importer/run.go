@@ -205,7 +205,9 @@ func (r *runner) file(e *entry) error {
 		r.issue(IssueFailed, e.path, -1, "read: "+unwrapPath(err).Error(), fi.Size())
 		return r.ctx.Err()
 	}
-	switch classify(head, e.name, e.explicit || r.opts.AllFiles) {
+	// A .raw file is a saved message by name, whatever its first bytes
+	// look like (corpora of malformed mail use it).
+	switch classify(head, e.name, e.explicit || r.opts.AllFiles || strings.HasSuffix(lower, ".raw")) {
 	case kindMbox:
 		return r.mbox(e, br, fi, nil)
 	case kindMessage:
