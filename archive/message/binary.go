@@ -222,7 +222,8 @@ func (e *encoder) part(p *Part, base int64, depth int) error {
 // tree it returns keeps the invariants Parse guarantees (offsets in order
 // and nested, MaxDepth, MaxParts, multipart exactly when Parts is
 // non-empty, message/rfc822 or message/global exactly when Message is
-// set), and it allocates in proportion to len(b).
+// set). It allocates at most MaxParts parts, and strings, parameters and
+// addresses in proportion to len(b).
 func Unmarshal(b []byte) (*Part, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrCorrupt)
@@ -230,7 +231,7 @@ func Unmarshal(b []byte) (*Part, error) {
 	if b[0] != Version {
 		return nil, fmt.Errorf("%w: version %d", ErrVersion, b[0])
 	}
-	d := decoder{b: b[1:]}
+	d := decoder{b: b[1:], slots: 1}
 	p := &Part{}
 	d.part(p, 0, 0)
 	if d.err == nil && len(d.b) > 0 {
@@ -243,9 +244,22 @@ func Unmarshal(b []byte) (*Part, error) {
 }
 
 type decoder struct {
-	b      []byte
-	err    error
-	nparts int
+	b   []byte
+	err error
+	// slots counts the Parts allocated so far, the root included. Counting
+	// at allocation rather than at decoding bounds memory even when nested
+	// parts each claim many children before failing.
+	slots int
+}
+
+// reserve accounts for n more Parts, at most MaxParts in all.
+func (d *decoder) reserve(n int) bool {
+	if d.slots+n > MaxParts {
+		d.fail("more than %d parts", MaxParts)
+		return false
+	}
+	d.slots += n
+	return true
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -340,10 +354,6 @@ func (d *decoder) part(p *Part, base int64, depth int) {
 		d.fail("nesting deeper than %d", MaxDepth)
 		return
 	}
-	if d.nparts++; d.nparts > MaxParts {
-		d.fail("more than %d parts", MaxParts)
-		return
-	}
 	flags := d.uvarint()
 	if flags&^fAll != 0 {
 		d.fail("unknown flags %#x", flags)
@@ -415,6 +425,9 @@ func (d *decoder) part(p *Part, base int64, depth int) {
 		if n == 0 {
 			d.fail("multipart without parts")
 		}
+		if !d.reserve(n) {
+			return
+		}
 		p.Parts = make([]Part, n)
 		b := p.BodyStart
 		for i := range p.Parts {
@@ -433,7 +446,7 @@ func (d *decoder) part(p *Part, base int64, depth int) {
 	if (flags&fMessage != 0) != isMessageType(p.MediaType, p.MediaSubtype) {
 		d.fail("message type and embedded message disagree")
 	}
-	if flags&fMessage != 0 && d.err == nil {
+	if flags&fMessage != 0 && d.err == nil && d.reserve(1) {
 		p.Message = &Part{}
 		d.part(p.Message, p.BodyStart, depth+1)
 		if d.err == nil && p.Message.BodyEnd > p.BodyEnd {

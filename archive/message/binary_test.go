@@ -2,10 +2,12 @@ package message
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -113,6 +115,18 @@ func TestUnmarshalCorrupt(t *testing.T) {
 			}
 		}
 	}
+	// Nested parts that each claim many children fail before allocating
+	// more than MaxParts parts in all.
+	var nested []byte
+	nested = append(nested, 1)
+	for i := 0; i < 3; i++ {
+		nested = append(nested, fParts, 0, 0, 0, 7, 9) // multipart/mixed
+		nested = binary.AppendUvarint(nested, MaxParts/2)
+	}
+	nested = append(nested, make([]byte, 6*MaxParts)...)
+	if _, err := Unmarshal(nested); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("nested claims: %v", err)
+	}
 	// Huge counts do not allocate before failing.
 	huge := []byte{1, fParts, 0, 0, 0, 7, 9, 0xff, 0xff, 0xff, 0xff, 0x0f}
 	if _, err := Unmarshal(huge); !errors.Is(err, ErrCorrupt) {
@@ -123,8 +137,6 @@ func TestUnmarshalCorrupt(t *testing.T) {
 // checkDecoded checks the structural invariants Unmarshal promises (the
 // offsets cannot be checked against a raw message here).
 func checkDecoded(root *Part) error {
-	fake := make([]byte, 0)
-	_ = fake
 	var walk func(p *Part, depth int) error
 	n := 0
 	walk = func(p *Part, depth int) error {
