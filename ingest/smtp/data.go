@@ -84,7 +84,7 @@ func (l *lineEndings) end() error {
 }
 
 // initialBuffer is the first allocation for a message without a SIZE hint.
-const initialBuffer = 32 << 10
+const initialBuffer = 16 << 10
 
 // readMessage reads one message's data into memory charged to the budget.
 // It returns the bytes and how much of the budget they hold; the caller

@@ -3,8 +3,8 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -167,7 +167,7 @@ func (s *session) Data(r io.Reader) error {
 	s.srv.counters.acceptedBytes.Add(uint64(len(raw)))
 	s.srv.counters.observe(latency)
 	if s.srv.log.Enabled(context.Background(), slog.LevelInfo) {
-		attrs := []any{"seq", rc.Seq, "message_seq", rc.MessageSeq, "sha256", fmt.Sprintf("%x", rc.SHA256[:8]),
+		attrs := []any{"seq", rc.Seq, "message_seq", rc.MessageSeq, "sha256", hex.EncodeToString(rc.SHA256[:8]),
 			"source", env.Source, "from", env.Sender, "recipients", len(env.Recipients), "bytes", len(msg),
 			"client_ip", s.conn.ip, "latency", latency}
 		if rc.Duplicate {
