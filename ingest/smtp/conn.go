@@ -55,13 +55,13 @@ func (s *Server) admit(raw net.Conn) (*trackedConn, reason, bool) {
 		return nil, reasonShutdown, false
 	case len(s.conns) >= s.opts.MaxSessions:
 		return nil, reasonSessions, false
-	case s.perIP[ip] >= s.opts.MaxSessionsPerIP:
+	case s.perIP[clientKey(ip)] >= s.opts.MaxSessionsPerIP:
 		return nil, reasonSessionsPerIP, false
 	}
 	c := &trackedConn{Conn: raw, srv: s, ip: ip}
 	c.drain.Store(-1)
 	s.conns[c] = struct{}{}
-	s.perIP[ip]++
+	s.perIP[clientKey(ip)]++
 	s.counters.sessionsOpen.Add(1)
 	s.counters.sessions.Add(1)
 	return c, 0, true
@@ -74,8 +74,9 @@ func (s *Server) release(c *trackedConn) {
 		return
 	}
 	delete(s.conns, c)
-	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-		delete(s.perIP, c.ip)
+	k := clientKey(c.ip)
+	if s.perIP[k]--; s.perIP[k] <= 0 {
+		delete(s.perIP, k)
 	}
 	s.counters.sessionsOpen.Add(-1)
 }
@@ -88,6 +89,16 @@ func remoteAddr(c net.Conn) netip.Addr {
 	}
 	// Unix sockets and the like: only the operator can reach them.
 	return netip.IPv6Loopback()
+}
+
+// clientKey is what MaxSessionsPerIP counts: an IPv4 address, or the /64
+// an IPv6 address is in, since one IPv6 host usually has a whole /64.
+func clientKey(ip netip.Addr) netip.Prefix {
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	p, _ := ip.Prefix(64)
+	return p
 }
 
 func (s *Server) allowed(ip netip.Addr) bool {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net"
+	"net/netip"
 	"net/smtp"
 	"strings"
 	"sync"
@@ -360,4 +361,21 @@ func (f *flakyArchiver) Archive(ctx context.Context, env *ingestEnvelope, raw []
 		return ingestReceipt{}, errors.New("objstore: unavailable")
 	}
 	return f.fakeArchiver.Archive(ctx, env, raw)
+}
+
+func TestClientKey(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"2001:db8:1:2:aaaa::1", "2001:db8:1:2:bbbb::2"},
+		{"192.0.2.1", "192.0.2.1"},
+	} {
+		if clientKey(netip.MustParseAddr(tc.a)) != clientKey(netip.MustParseAddr(tc.b)) {
+			t.Errorf("%s and %s should count as one client", tc.a, tc.b)
+		}
+	}
+	if clientKey(netip.MustParseAddr("192.0.2.1")) == clientKey(netip.MustParseAddr("192.0.2.2")) {
+		t.Error("two IPv4 addresses counted as one client")
+	}
+	if clientKey(netip.MustParseAddr("2001:db8:1:2::1")) == clientKey(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Error("two IPv6 /64s counted as one client")
+	}
 }

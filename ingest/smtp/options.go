@@ -55,8 +55,9 @@ type Options struct {
 	// MaxSessions bounds the open sessions; past it a new connection gets
 	// 421 4.4.5. Default 200.
 	MaxSessions int `yaml:"max_sessions" mapstructure:"max_sessions"`
-	// MaxSessionsPerIP bounds the open sessions from one client address;
-	// past it a new connection gets 421 4.7.0. Default 50.
+	// MaxSessionsPerIP bounds the open sessions from one client (an IPv4
+	// address or an IPv6 /64); past it a new connection gets 421 4.7.0.
+	// Default 50.
 	MaxSessionsPerIP int `yaml:"max_sessions_per_ip" mapstructure:"max_sessions_per_ip"`
 	// MaxRecipients bounds RCPT TO per message (452 4.5.3 past it,
 	// advertised as LIMITS RCPTMAX). Default 1000.

@@ -54,7 +54,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	conns   map[*trackedConn]struct{}
-	perIP   map[netip.Addr]int
+	perIP   map[netip.Prefix]int  // by clientKey
 	refused map[net.Conn]struct{} // connections being turned away
 }
 
@@ -109,7 +109,7 @@ func New(opts Options, archiver ingest.Archiver, rt Runtime) (*Server, error) {
 		log:        logger,
 		counters:   newCounters(),
 		conns:      map[*trackedConn]struct{}{},
-		perIP:      map[netip.Addr]int{},
+		perIP:      map[netip.Prefix]int{},
 		refused:    map[net.Conn]struct{}{},
 	}
 	s.budget.limit = opts.MaxBufferedBytes
