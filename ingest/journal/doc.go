@@ -11,6 +11,10 @@
 //     Sender:, Subject:, Message-ID: and one To:/Cc:/Bcc:/Recipient: line per
 //     envelope recipient, each optionally followed by ", Expanded: list" or
 //     ", Forwarded: mailbox"; the original is attached as message/rfc822.
+//     Exchange writes the report text in the charset that best fits the
+//     subject, quoted-printable when the subject needs 8 bits, and writes
+//     "Unspecified Address" for a missing sender, which is read as the null
+//     reverse-path.
 //   - A Google Workspace routing copy (header X-Gm-Original-To).
 //   - A Postfix always_bcc / recipient_bcc_maps / sender_bcc_maps copy: an
 //     envelope recipient that is one of Options.ArchiveAddresses, or the
@@ -34,9 +38,17 @@
 //     unencoded white space on a line is transport padding and is removed,
 //     RFC 2045 §6.7 rule 3). Meta["journal_transfer_encoding"] records the
 //     encoding in that case.
-//   - Two reports for one message (Exchange bifurcation) yield byte-identical
-//     originals, whatever line endings or transfer encoding each report used
-//     for its own text, because only the attached part's body is returned.
+//   - Two reports that carry the same attached bytes (Exchange bifurcation)
+//     yield byte-identical originals, whatever boundary, line endings or
+//     transfer encoding each report used for its own text and for the
+//     attachment, because only the attached part's (decoded) body is
+//     returned; the archive then stores one message with two deliveries.
+//     Exchange does not always attach the same bytes, though: its journaling
+//     agent adds the fork's Bcc recipients (from
+//     X-MS-Exchange-Organization-BCC) to the embedded message as a Bcc:
+//     header, and stamps a charset on a body part that lacks one. Forks whose
+//     Bcc sets differ therefore carry different originals, and Cairn archives
+//     both as received: it never normalises a message to make it deduplicate.
 //   - The Evidence of a report is the received report with the attached
 //     original's body cut out, so the report's own headers and text are kept
 //     beside the delivery without storing the message twice.

@@ -194,13 +194,13 @@ func parseEnvelopePart(text string) (*Report, error) {
 				return nil, malformed("two Sender lines")
 			}
 			seenSender = true
-			addr, ok := cleanAddress(value)
+			addr, ok := cleanAddress(unspecified(value))
 			if !ok {
 				return nil, malformed("line %d: bad Sender address %.40q", n+1, value)
 			}
 			r.Sender = addr
 		case "on-behalf-of":
-			addr, ok := cleanAddress(value)
+			addr, ok := cleanAddress(unspecified(value))
 			if !ok {
 				return nil, malformed("line %d: bad On-Behalf-Of address %.40q", n+1, value)
 			}
@@ -270,6 +270,15 @@ func parseRecipient(kind ingest.RecipientKind, value string) (ingest.Recipient, 
 		}
 	}
 	return rcpt, nil
+}
+
+// unspecified maps the text Exchange writes for a missing sender address
+// ("Unspecified Address") to the null path.
+func unspecified(v string) string {
+	if strings.EqualFold(v, "Unspecified Address") {
+		return ""
+	}
+	return v
 }
 
 func isFieldName(s string) bool {

@@ -162,6 +162,14 @@ func TestParseReport(t *testing.T) {
 			},
 		},
 		{
+			name: "Exchange's placeholders for a missing sender and Message-ID",
+			s: sample{lines: []string{
+				"Sender: Unspecified Address", "Subject: no sender", "Message-Id: Unknown Message-ID", "Recipient: bob@contoso.com",
+			}, original: originalCRLF},
+			sender: "", subject: "no sender", messageID: "Unknown Message-ID",
+			recipients: []ingest.Recipient{rcpt(ingest.KindRecipient, "bob@contoso.com")},
+		},
+		{
 			name:       "message/global attachment (RFC 6532)",
 			s:          sample{lines: basicLines, original: originalCRLF, origType: "message/global"},
 			sender:     "alice@contoso.com",
