@@ -185,6 +185,7 @@ type Log struct {
 
 	reqs    chan *request
 	closing chan struct{}
+	stopped chan struct{} // closed when the committer has exited
 	wg      sync.WaitGroup
 	once    sync.Once
 
@@ -264,7 +265,7 @@ func Open(opts Options) (*Log, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	l := &Log{opts: opts, closing: make(chan struct{}), changed: make(chan struct{})}
+	l := &Log{opts: opts, closing: make(chan struct{}), stopped: make(chan struct{}), changed: make(chan struct{})}
 	var err error
 	if !opts.ReadOnly {
 		if l.wdb, err = sql.Open("sqlite3", dsn(opts.Path, false)); err != nil {
@@ -443,11 +444,20 @@ func (l *Log) Record(ctx context.Context, ev Event) (Seq, error) {
 		return r.seq, r.err
 	case <-ctx.Done():
 		return 0, ctx.Err()
+	case <-l.stopped:
+		// The committer exited; it answers every request it took.
+		select {
+		case r := <-req.done:
+			return r.seq, r.err
+		default:
+			return 0, ErrClosed
+		}
 	}
 }
 
 func (l *Log) commitLoop() {
 	defer l.wg.Done()
+	defer close(l.stopped)
 	batch := make([]*request, 0, l.opts.MaxBatch)
 	var buf []byte
 	for {

@@ -456,3 +456,49 @@ func TestExportFormats(t *testing.T) {
 		t.Fatalf("Record on a read-only log: %v", err)
 	}
 }
+
+func TestCloseWhileRecording(t *testing.T) {
+	e := newEnv(t, nil)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var got []Seq
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				s, err := e.log.Record(context.Background(), sampleEvent(w*1000+i))
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				got = append(got, s)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	e.log.Close()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Record hung across Close")
+	}
+	// Every acknowledged seq is in the database.
+	var n int64
+	e.db().QueryRow(`SELECT count(*) FROM events`).Scan(&n)
+	for _, s := range got {
+		if int64(s) > n {
+			t.Fatalf("acknowledged seq %d not in the database (%d rows)", s, n)
+		}
+	}
+	if int64(len(got)) != n {
+		t.Fatalf("%d acknowledged, %d stored", len(got), n)
+	}
+}
