@@ -379,3 +379,21 @@ func TestClientKey(t *testing.T) {
 		t.Error("two IPv6 /64s counted as one client")
 	}
 }
+
+// RFC 5321 §4.5.3.1.10: past the recipient limit, 452 4.5.3 (go-smtp), and
+// the limit is advertised (RFC 9422 LIMITS RCPTMAX).
+func TestMaxRecipients(t *testing.T) {
+	fa := &fakeArchiver{}
+	_, addr := startServer(t, Options{MaxRecipients: 2}, fa, Runtime{})
+	c := dial(t, addr)
+	c.expect("220 ")
+	c.send("EHLO x\r\n")
+	if r := c.expect("250"); !strings.Contains(r, "LIMITS RCPTMAX=2") {
+		t.Errorf("EHLO: %q", r)
+	}
+	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n")
+	c.expect("250")
+	c.expect("250")
+	c.expect("250")
+	c.expect("452 4.5.3")
+}

@@ -24,12 +24,12 @@ type Options struct {
 	// Hostname is the name in the greeting and the EHLO reply. Default: the
 	// machine's host name.
 	Hostname string `yaml:"hostname" mapstructure:"hostname"`
-	// TLSCert and TLSKey are PEM files of the certificate for STARTTLS and
-	// TLSListen; both or neither. Without them (and without a certificate
-	// from the caller, as the embedded default's self-signed one) STARTTLS
-	// is not offered and TLSListen cannot be used.
+	// TLSCert is the PEM certificate chain for STARTTLS and TLSListen. With
+	// neither it nor a certificate from the caller (the embedded default's
+	// self-signed one), STARTTLS is not offered and TLSListen cannot be used.
 	TLSCert string `yaml:"tls_cert" mapstructure:"tls_cert"`
-	TLSKey  string `yaml:"tls_key" mapstructure:"tls_key"`
+	// TLSKey is the PEM private key of TLSCert; set both or neither.
+	TLSKey string `yaml:"tls_key" mapstructure:"tls_key"`
 	// AuthRequired refuses MAIL with 530 5.7.0 until the client has
 	// authenticated. AUTH PLAIN and LOGIN are offered only over TLS, and
 	// only when the caller supplies an Authenticator.
