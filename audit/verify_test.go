@@ -6,10 +6,16 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/cairn-archive/cairn/archive/objstore"
+	"github.com/cairn-archive/cairn/archive/objstore/fs"
 )
 
 func TestSealWritesSegmentsAndCheckpoints(t *testing.T) {
@@ -329,5 +335,45 @@ func TestParseLineRejects(t *testing.T) {
 		} else if name == "flipped byte" && !errors.Is(err, ErrHashMismatch) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+func TestSealOnFilesystemStore(t *testing.T) {
+	st, err := fs.Open(filepath.Join(t.TempDir(), "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := t.TempDir()
+	keys := newKeys(t)
+	opts := Options{Path: filepath.Join(dir, "audit.db"), Origin: testOrigin, Store: st, Signer: keys.signer,
+		QueryKey: []byte("0123456789abcdef"), SegmentEvents: 50, SegmentInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)}
+	l, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	recordParallel(t, l, 120)
+	// The sealer seals full segments by itself.
+	deadline := time.Now().Add(10 * time.Second)
+	for l.SealStatus().Sealed < 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not sealed: %+v", l.SealStatus())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := l.Seal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Verify(context.Background(), VerifyOptions{Path: opts.Path, Origin: testOrigin, Store: st, Verifiers: []note.Verifier{keys.verifier}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() || r.Segments != 3 || r.Checkpoint != 120 {
+		t.Fatalf("verify: %+v\n%s", r, problems(r))
+	}
+	// Write-once: a segment cannot be replaced through the store.
+	if err := st.Put(context.Background(), SegmentKey(testOrigin, 1), strings.NewReader("x"), 1); !errors.Is(err, objstore.ErrExist) {
+		t.Fatalf("second Put: %v", err)
 	}
 }
