@@ -83,8 +83,13 @@ func (l *lineEndings) end() error {
 	return nil
 }
 
-// initialBuffer is the first allocation for a message without a SIZE hint.
-const initialBuffer = 16 << 10
+// initialBuffer is the first allocation for a message without a SIZE hint;
+// maxInitialBuffer caps what a SIZE hint can reserve before any data has
+// arrived, so a client cannot hold the shared budget by announcing sizes.
+const (
+	initialBuffer    = 16 << 10
+	maxInitialBuffer = 1 << 20
+)
 
 // readMessage reads one message's data into memory charged to the budget.
 // It returns the bytes and how much of the budget they hold; the caller
@@ -93,7 +98,8 @@ func (s *Server) readMessage(r io.Reader, sizeHint int64) ([]byte, int64, error)
 	max := s.opts.MaxMessageBytes
 	want := int64(initialBuffer)
 	if sizeHint > 0 {
-		want = sizeHint + 1024 // RFC 1870: SIZE is an estimate; leave room for trace headers
+		// RFC 1870: SIZE is an estimate; leave room for trace headers.
+		want = min(sizeHint+1024, maxInitialBuffer)
 	}
 	// go-smtp refuses DATA of MaxMessageBytes or more (it fails the read
 	// past the limit before it sees the end of data), so max is enough.

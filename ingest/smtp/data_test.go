@@ -174,3 +174,14 @@ func TestOptionsValidate(t *testing.T) {
 		t.Error("New with a nil archiver")
 	}
 }
+
+// A SIZE= announcement cannot reserve more than maxInitialBuffer before the
+// data arrives.
+func TestSizeHintIsCapped(t *testing.T) {
+	s := testServer(t, 64<<20)
+	_, held, err := s.readMessage(&chunkReader{p: []byte("x\r\n")}, 60<<20)
+	if err != nil || held > maxInitialBuffer {
+		t.Fatalf("held %d bytes for a 3-byte message announced as 60 MiB (err %v)", held, err)
+	}
+	s.budget.release(held)
+}
