@@ -96,6 +96,18 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, 
 		}
 	}
 
+	// The index keeps a copy of the newest checkpoint this node published.
+	var indexCkpt *ledger.Checkpoint
+	var indexCkptErr error
+	if signed, err := s.index.Meta(ctx, "checkpoint"); err == nil {
+		c, err := ledger.OpenCheckpoint(signed, s.opts.Signing.Verifier)
+		indexCkpt, indexCkptErr = &c, err
+	}
+	var rootsAt []uint64
+	if indexCkpt != nil && indexCkptErr == nil {
+		rootsAt = append(rootsAt, indexCkpt.Size)
+	}
+
 	// Pass 1: the ledger itself, and the index against it.
 	seen := newBitset()
 	tombs := make(map[uint64]tombstone)
@@ -118,14 +130,30 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, 
 			badSegments[p.Key] = true
 		}
 		problem(p)
-	})
+	}, rootsAt...)
 	if err != nil {
 		return rep, err
 	}
 	rep.Entries, rep.Checkpoints, rep.Latest = lres.Size, lres.Checkpoints, lres.Latest
-	if lres.Checkpoints == 0 && lres.Size > 0 {
-		problem(ledger.Problem{Seq: -1, Kind: ledger.ProblemCheckpointSignature, Detail: "no signed checkpoint exists for this ledger"})
-	} else if lres.Latest.Size < lres.Size {
+	// The store must still hold the checkpoint the index knows, and the
+	// ledger must still match it.
+	if indexCkpt != nil {
+		c := *indexCkpt
+		switch {
+		case indexCkptErr != nil:
+			problem(ledger.Problem{Seq: -1, Kind: ledger.ProblemCheckpointSignature, Detail: "the index's copy of the latest checkpoint does not verify: " + indexCkptErr.Error()})
+		case c.Size > lres.Size:
+			problem(ledger.Problem{Seq: int64(lres.Size), Kind: ledger.ProblemTruncated, Detail: fmt.Sprintf("this node published a checkpoint of %d entries, the ledger holds %d: entries were removed from its end", c.Size, lres.Size)})
+		default:
+			if c.Size > lres.Latest.Size || lres.Checkpoints == 0 {
+				problem(ledger.Problem{Seq: -1, Key: ledger.CheckpointKey(s.opts.LogID, c.Size), Kind: ledger.ProblemCheckpointMissing, Detail: fmt.Sprintf("the checkpoint of %d entries this node published is gone from the object store", c.Size)})
+			}
+			if root, ok := lres.Roots[c.Size]; ok && root != c.Root {
+				problem(ledger.Problem{Seq: -1, Kind: ledger.ProblemCheckpointRoot, Detail: fmt.Sprintf("the ledger's first %d entries no longer hash to the root this node signed", c.Size)})
+			}
+		}
+	}
+	if lres.Latest.Size < lres.Size {
 		rep.Warnings = append(rep.Warnings, ledger.Problem{Seq: int64(lres.Latest.Size), Kind: WarningUncovered,
 			Detail: fmt.Sprintf("entries %d to %d are not yet covered by a signed checkpoint (a running archive publishes one every few seconds)", lres.Latest.Size, lres.Size-1)})
 	}

@@ -241,6 +241,12 @@ func TestTamperBattery(t *testing.T) {
 			h.rewrite(ck[len(ck)-1], bytes.Join(lines, []byte("\n")))
 			return ledger.ProblemCheckpointSignature, -1
 		}},
+		{"every checkpoint deleted", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
+			for _, k := range h.keys("checkpoints/test/") {
+				os.Remove(h.path(k))
+			}
+			return ledger.ProblemCheckpointMissing, -1
+		}},
 		{"index row edited", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
 			db, err := sql.Open("sqlite3", h.dir+"/index.db")
 			if err != nil {

@@ -23,6 +23,7 @@ const (
 	ProblemCheckpointRoot      = "checkpoint-root"      // the ledger's Merkle root at a checkpoint's size differs from the signed root
 	ProblemTruncated           = "truncated"            // a checkpoint (or the index) covers more entries than the ledger holds
 	ProblemUncovered           = "uncovered"            // entries after the latest signed checkpoint
+	ProblemCheckpointMissing   = "checkpoint-missing"   // a checkpoint known to have been published is gone
 )
 
 // Problem is one finding of a verification.
@@ -53,15 +54,26 @@ type VerifyResult struct {
 	Checkpoints int // checkpoints whose signature verified
 	Latest      Checkpoint
 	Root        Hash // Merkle root of the entries read
+	// Roots holds the Merkle root at each size passed in rootsAt that the
+	// ledger reaches.
+	Roots map[uint64]Hash
 }
 
 // Verify reads log id from the store and checks every segment signature,
 // every sequence number, the hash chain, and every checkpoint (signature and
 // root). It calls onEntry for each entry in stored order, even damaged ones
 // when they parse, and report for each problem. It returns an error only
-// when the store cannot be read.
-func Verify(ctx context.Context, store objstore.Store, id string, v note.Verifier, onEntry func(e *Entry, line []byte) error, report func(Problem)) (VerifyResult, error) {
-	var res VerifyResult
+// when the store cannot be read. It also records the Merkle root at each
+// size in rootsAt (for checkpoints kept elsewhere).
+func Verify(ctx context.Context, store objstore.Store, id string, v note.Verifier, onEntry func(e *Entry, line []byte) error, report func(Problem), rootsAt ...uint64) (VerifyResult, error) {
+	res := VerifyResult{Roots: make(map[uint64]Hash)}
+	want := make(map[uint64]bool)
+	for _, n := range rootsAt {
+		want[n] = true
+	}
+	if want[0] {
+		res.Roots[0] = rootOf(rangeFactory.NewEmptyRange(0))
+	}
 
 	// Checkpoints first: their sizes tell where to compare roots.
 	type ckpt struct {
@@ -102,6 +114,9 @@ func Verify(ctx context.Context, store objstore.Store, id string, v note.Verifie
 	next := 0 // next checkpoint to compare
 	rng := rangeFactory.NewEmptyRange(0)
 	checkRoots := func() {
+		if want[rng.End()] {
+			res.Roots[rng.End()] = rootOf(rng)
+		}
 		for next < len(ckpts) && ckpts[next].c.Size <= rng.End() {
 			if ckpts[next].c.Size == rng.End() {
 				if root := rootOf(rng); root != ckpts[next].c.Root {
