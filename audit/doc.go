@@ -10,7 +10,7 @@
 //     the local chain in SQLite (WAL, synchronous=FULL). A caller that cannot
 //     record refuses the access it was about to grant.
 //   - Hash chain: entry n carries seq n and the SHA-256 of entry n-1; its own
-//     hash is the SHA-256 of its exact stored bytes (see EntryBytes). Editing,
+//     hash is the SHA-256 of its exact stored bytes (see Entry). Editing,
 //     removing, reordering or inserting an entry breaks the chain or
 //     disagrees with a signed checkpoint, and Verify names the seq and kind.
 //   - Write-once copies: sealed ranges of the chain are written as segments
