@@ -1,12 +1,44 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cairn-archive/cairn/archive"
 )
+
+// deps is what the services of `cairn serve` share.
+type deps struct {
+	cfg     *Config
+	archive *archive.Store
+	keys    *keys
+}
+
+// service is one long-running part of `cairn serve` (SMTP receiver, IMAP
+// view, HTTP API, harvester, retention schedule, audit sinks).
+type service interface {
+	// Run serves until ctx ends, then shuts down gracefully and returns.
+	Run(ctx context.Context) error
+}
+
+// serviceStarter builds a service from the configuration; it returns nil
+// when the service is disabled. Each service registers one in its own
+// serve_<name>.go file, in the order they should start.
+type serviceStarter struct {
+	name  string
+	start func(ctx context.Context, d *deps) (service, error)
+}
+
+var serviceStarters []serviceStarter
+
+func registerService(name string, start func(ctx context.Context, d *deps) (service, error)) {
+	serviceStarters = append(serviceStarters, serviceStarter{name, start})
+}
 
 func serveCmd() *cobra.Command {
 	return &cobra.Command{
@@ -29,17 +61,51 @@ first start, listeners on 127.0.0.1 only.`,
 				}
 				fmt.Fprintf(os.Stderr, "first start: initialised %s (ledger %s); back up %s\n", cfg.DataDir, res.origin, cfg.archiveKeyPath())
 			}
-			st, _, err := openArchive(ctx, cfg, readWrite)
+			st, k, err := openArchive(ctx, cfg, readWrite)
 			if err != nil {
 				return err
 			}
+			d := &deps{cfg: cfg, archive: st, keys: k}
 			logger.Info("archive open", "data_dir", cfg.DataDir, "ledger", st.LogID())
-			<-ctx.Done()
+			err = runServices(ctx, d)
 			logger.Info("shutting down")
-			if err := st.Close(); err != nil && !errors.Is(err, ctx.Err()) {
-				return err
+			if cerr := st.Close(); cerr != nil && err == nil {
+				err = cerr
 			}
-			return nil
+			return err
 		},
 	}
+}
+
+// runServices starts every enabled service and runs them until ctx ends or
+// one fails; then every service is stopped.
+func runServices(ctx context.Context, d *deps) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, s := range serviceStarters {
+		svc, err := s.start(ctx, d)
+		if err != nil {
+			cancel(err)
+			wg.Wait()
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		if svc == nil {
+			continue
+		}
+		wg.Add(1)
+		go func(name string, svc service) {
+			defer wg.Done()
+			if err := svc.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("service failed", "service", name, "err", err)
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		}(s.name, svc)
+	}
+	<-ctx.Done()
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
