@@ -43,5 +43,16 @@
 // Every SMTP reply this package chooses is in replies.go, with the RFC that
 // defines it. Protocol errors that go-smtp answers itself (syntax, command
 // order, SIZE= over the limit at MAIL, too many recipients) keep go-smtp's
-// replies.
+// replies. Known go-smtp v0.25.1 behaviour kept as it is:
+//
+//   - A failed STARTTLS handshake is answered "550 5.0.0 Handshake error" and
+//     the session goes on in clear; AUTH stays unavailable there, since it
+//     needs a TLS connection.
+//   - The idle session told to leave at shutdown reads "421 4.4.2 Idle
+//     timeout, bye bye" (go-smtp's text for a read that times out).
+//   - DATA of exactly MaxMessageBytes bytes is refused: go-smtp fails the read
+//     past the limit before it sees the end of data.
+//   - "RCPT TO:<postmaster>" without a domain is a syntax error (501).
+//   - A quoted local part is unquoted by go-smtp's parser before the session
+//     sees it, so such an address is archived without its quotes.
 package smtp
