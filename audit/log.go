@@ -513,7 +513,23 @@ func (l *Log) commit(batch []*request, buf []byte) []byte {
 		tx.Rollback()
 		return fail(err)
 	}
-	seq, prev := Seq(l.head.Load()), l.lastHash
+	// Read the head inside the write transaction (BEGIN IMMEDIATE holds
+	// SQLite's write lock), not from memory: a CLI command (cairn cat,
+	// cairn hold) may append to the same chain while cairn serve runs.
+	seq, prev := Seq(0), Hash{}
+	var headSeq int64
+	var headHash []byte
+	switch err := tx.QueryRow(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`).Scan(&headSeq, &headHash); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		stmt.Close()
+		tx.Rollback()
+		return fail(err)
+	default:
+		seq = Seq(headSeq)
+		copy(prev[:], headHash)
+	}
+	base := seq
 	for _, r := range batch {
 		seq++
 		start := len(buf)
@@ -531,7 +547,7 @@ func (l *Log) commit(batch []*request, buf []byte) []byte {
 		tx.Rollback()
 		return fail(err)
 	}
-	first := Seq(l.head.Load()) + 1
+	first := base + 1
 	l.lastHash = prev
 	l.head.Store(uint64(seq))
 	l.notify()

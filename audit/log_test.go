@@ -502,3 +502,32 @@ func TestCloseWhileRecording(t *testing.T) {
 		t.Fatalf("%d acknowledged, %d stored", len(got), n)
 	}
 }
+
+// A second process (a CLI command while cairn serve runs) appends to the
+// same chain: both writers read the head inside their write transaction,
+// so the chain never forks.
+func TestTwoWritersShareOneChain(t *testing.T) {
+	e := newEnv(t, nil)
+	other, err := Open(e.options(func(o *Options) { o.Store = nil; o.Signer = nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var wg sync.WaitGroup
+	for _, l := range []*Log{e.log, other} {
+		wg.Add(1)
+		go func(l *Log) {
+			defer wg.Done()
+			recordParallel(t, l, 300)
+		}(l)
+	}
+	wg.Wait()
+	if rep := e.verify(); len(rep.Problems) != 0 {
+		t.Fatalf("chain forked: %v", rep.Problems)
+	}
+	var n int
+	e.db().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&n)
+	if n != 600 {
+		t.Fatalf("%d events, want 600", n)
+	}
+}
