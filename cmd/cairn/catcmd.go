@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cairn-archive/cairn/audit"
 )
 
 func catCmd() *cobra.Command {
@@ -21,13 +24,29 @@ message in hex.`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, _, err := openArchive(ctx, cfg, readOnly)
+			objs, err := openObjects(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			k, err := loadKeys(ctx, cfg, objs)
+			if err != nil {
+				return err
+			}
+			st, err := openArchiveWith(ctx, cfg, objs, k, readOnly, nil)
 			if err != nil {
 				return err
 			}
 			defer st.CloseWithoutCheckpoint()
+			alog, err := openAudit(cfg, objs, k, auditRecord)
+			if err != nil {
+				return fmt.Errorf("audit log: %w (every read is audited, so nothing is printed)", err)
+			}
+			defer alog.Close()
+			actor, source := cliActor()
 			seq, err := st.Resolve(ctx, args[0])
 			if err != nil {
+				alog.Record(ctx, audit.Event{Action: audit.ActionFetch, Outcome: audit.OutcomeFailure, Reason: err.Error(), Actor: actor, Source: source,
+					Details: audit.Details{Parts: []string{"BODY[]"}, Query: args[0]}})
 				return err
 			}
 			m, err := st.OpenMessage(ctx, seq)
@@ -35,6 +54,12 @@ message in hex.`,
 				return err
 			}
 			defer m.Close()
+			// Recorded before a byte is printed: no audit, no read.
+			if _, err := alog.Record(ctx, audit.Event{Action: audit.ActionFetch, Outcome: audit.OutcomeSuccess, Actor: actor, Source: source,
+				Target:  audit.Target{Ledger: fmt.Sprint(seq)},
+				Details: audit.Details{Parts: []string{"BODY[]"}, Bytes: m.Size(), Count: 1}}); err != nil {
+				return fmt.Errorf("audit log: %w (every read is audited, so nothing is printed)", err)
+			}
 			w := bufio.NewWriterSize(os.Stdout, 256<<10)
 			if _, err := m.WriteTo(w); err != nil {
 				return err

@@ -27,6 +27,7 @@ type Config struct {
 	Keys    KeysConfig   `mapstructure:"keys"`
 	Ledger  LedgerConfig `mapstructure:"ledger"`
 	Ingest  IngestConfig `mapstructure:"ingest"`
+	Audit   AuditConfig  `mapstructure:"audit"`
 
 	file string // the file it came from, if any
 }
@@ -251,6 +252,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.MaxMessageSize < 1024 {
 		return fmt.Errorf("config: ingest.max_message_size %d is too small", c.Ingest.MaxMessageSize)
+	}
+	if err := c.Audit.Validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -46,6 +46,7 @@ func main() {
 		catCmd(),
 		configCmd(),
 		keyCmd(),
+		auditCmd(),
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)

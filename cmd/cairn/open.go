@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/cairn-archive/cairn/archive"
+	"github.com/cairn-archive/cairn/archive/ledger"
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/archive/objstore/s3"
@@ -132,7 +133,17 @@ func openArchive(ctx context.Context, cfg *Config, mode openMode) (*archive.Stor
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := archive.Open(ctx, archive.Options{
+	st, err := openArchiveWith(ctx, cfg, objs, k, mode, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, k, nil
+}
+
+// openArchiveWith opens the archive on an opened store and keys; onCkpt,
+// if set, receives every published checkpoint.
+func openArchiveWith(ctx context.Context, cfg *Config, objs objstore.Store, k *keys, mode openMode, onCkpt func(ledger.Checkpoint, []byte)) (*archive.Store, error) {
+	return archive.Open(ctx, archive.Options{
 		Dir:                cfg.DataDir,
 		Objects:            objs,
 		Keys:               k.ring,
@@ -142,10 +153,7 @@ func openArchive(ctx context.Context, cfg *Config, mode openMode) (*archive.Stor
 		CheckpointEvery:    cfg.Ledger.CheckpointEvery,
 		CheckpointInterval: cfg.Ledger.CheckpointInterval,
 		ReadOnly:           mode == readOnly,
+		OnCheckpoint:       onCkpt,
 		Logger:             logger,
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return st, k, nil
 }

@@ -6,17 +6,23 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-archive/cairn/archive"
+	"github.com/cairn-archive/cairn/archive/ledger"
+	"github.com/cairn-archive/cairn/archive/objstore"
+	"github.com/cairn-archive/cairn/audit"
 )
 
 // deps is what the services of `cairn serve` share.
 type deps struct {
 	cfg     *Config
+	objects objstore.Store
 	archive *archive.Store
 	keys    *keys
+	audit   *audit.Log // every service records its accesses here (fail closed)
 }
 
 // service is one long-running part of `cairn serve` (SMTP receiver, IMAP
@@ -61,15 +67,45 @@ first start, listeners on 127.0.0.1 only.`,
 				}
 				fmt.Fprintf(os.Stderr, "first start: initialised %s (ledger %s); back up %s\n", cfg.DataDir, res.origin, cfg.archiveKeyPath())
 			}
-			st, k, err := openArchive(ctx, cfg, readWrite)
+			objs, err := openObjects(ctx, cfg)
 			if err != nil {
 				return err
 			}
-			d := &deps{cfg: cfg, archive: st, keys: k}
+			k, err := loadKeys(ctx, cfg, objs)
+			if err != nil {
+				return err
+			}
+			alog, err := openAudit(cfg, objs, k, auditServe)
+			if err != nil {
+				return fmt.Errorf("audit log: %w", err)
+			}
+			// Every ledger checkpoint also goes into the audit log, so each
+			// SIEM holds a copy of the archive's chain heads.
+			onCkpt := func(c ledger.Checkpoint, signed []byte) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if _, err := audit.PublishCheckpoint(ctx, alog, signed); err != nil {
+					logger.Error("checkpoint not recorded in the audit log", "size", c.Size, "err", err)
+				}
+			}
+			st, err := openArchiveWith(ctx, cfg, objs, k, readWrite, onCkpt)
+			if err != nil {
+				alog.Close()
+				return err
+			}
+			d := &deps{cfg: cfg, objects: objs, archive: st, keys: k, audit: alog}
 			logger.Info("archive open", "data_dir", cfg.DataDir, "ledger", st.LogID())
 			err = runServices(ctx, d)
 			logger.Info("shutting down")
 			if cerr := st.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if _, serr := alog.Seal(sctx); serr != nil {
+				logger.Warn("audit log not sealed at shutdown; the next start seals it", "err", serr)
+			}
+			cancel()
+			if cerr := alog.Close(); cerr != nil && err == nil {
 				err = cerr
 			}
 			return err

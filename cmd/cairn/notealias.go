@@ -1,0 +1,5 @@
+package main
+
+import "golang.org/x/mod/sumdb/note"
+
+type noteVerifier = note.Verifier
