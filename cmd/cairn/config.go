@@ -28,6 +28,7 @@ type Config struct {
 	Ledger  LedgerConfig `mapstructure:"ledger"`
 	Ingest  IngestConfig `mapstructure:"ingest"`
 	Audit   AuditConfig  `mapstructure:"audit"`
+	SMTP    SMTPConfig   `mapstructure:"smtp"`
 
 	file string // the file it came from, if any
 }
@@ -254,6 +255,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: ingest.max_message_size %d is too small", c.Ingest.MaxMessageSize)
 	}
 	if err := c.Audit.Validate(); err != nil {
+		return err
+	}
+	if err := c.SMTP.Validate(); err != nil {
 		return err
 	}
 	return nil
