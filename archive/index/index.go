@@ -42,7 +42,7 @@ const (
 	StateErased   = 2
 )
 
-const schemaVersion = 1
+const schemaVersion = 2
 
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL)`,
@@ -100,12 +100,19 @@ var schema = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS recipients_addr ON recipients(addr, message)`,
 	`CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message)`,
+	// delivery is the first delivery that brought the message to this
+	// custodian: the IMAP view numbers a custodian's folder by it, so a
+	// message that reaches a custodian late gets a new, higher UID.
 	`CREATE TABLE IF NOT EXISTS custodians (
-		addr    TEXT NOT NULL,
-		message INTEGER NOT NULL,
+		addr     TEXT NOT NULL,
+		message  INTEGER NOT NULL,
+		delivery INTEGER NOT NULL,
 		PRIMARY KEY (addr, message)
 	) WITHOUT ROWID`,
 	`CREATE INDEX IF NOT EXISTS custodians_message ON custodians(message)`,
+	`CREATE INDEX IF NOT EXISTS custodians_delivery ON custodians(addr, delivery)`,
+	// INTERNALDATE of the IMAP view, its Dates/ folders and SINCE/BEFORE.
+	`CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at)`,
 	// Blind full-text index: each word of a message's text is replaced by a
 	// keyed hash before it reaches SQLite (docid = message seq).
 	`CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts4(content="", tokens)`,
@@ -135,6 +142,10 @@ func Open(path string, macKey []byte) (*Index, error) {
 	db.SetConnMaxIdleTime(0)
 	for _, stmt := range schema {
 		if _, err := db.Exec(stmt); err != nil {
+			var v int
+			if db.QueryRow(`SELECT CAST(v AS INTEGER) FROM meta WHERE k = 'schema'`).Scan(&v) == nil && v != schemaVersion {
+				err = fmt.Errorf("it has schema %d, this cairn knows %d; run `cairn reindex`", v, schemaVersion)
+			}
 			db.Close()
 			return nil, fmt.Errorf("index: %s: schema: %w", path, err)
 		}
@@ -299,7 +310,7 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 			return fmt.Errorf("index: %w", err)
 		}
 		defer rst.Close()
-		cst, err := tx.Prepare(`INSERT OR IGNORE INTO custodians(addr, message) VALUES(?,?)`)
+		cst, err := tx.Prepare(`INSERT OR IGNORE INTO custodians(addr, message, delivery) VALUES(?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("index: %w", err)
 		}
@@ -319,7 +330,7 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 				}
 			}
 			for _, c := range d.Custodians {
-				if _, err := cst.Exec(c, int64(d.Message)); err != nil {
+				if _, err := cst.Exec(c, int64(d.Message), int64(d.Seq)); err != nil {
 					return fmt.Errorf("index: delivery %d: %w", d.Seq, err)
 				}
 			}
