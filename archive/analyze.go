@@ -6,6 +6,8 @@ import (
 	"encoding/base32"
 	"strings"
 	"unicode"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/cairn-archive/cairn/archive/index"
 	"github.com/cairn-archive/cairn/archive/message"
@@ -19,6 +21,11 @@ type analysis struct {
 	env       *message.Envelope
 	tokens    string
 }
+
+// tokenBytes is how much of the HMAC a blind token keeps: 64 bits, so two
+// words of a realistic vocabulary almost never share a token, and a
+// collision only adds a candidate to a search.
+const tokenBytes = 8
 
 // maxTokens bounds the distinct search tokens kept per message.
 const maxTokens = 20000
@@ -73,48 +80,92 @@ func addrList(as []message.Address) string {
 
 var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// BlindToken is the keyed hash a word is indexed under: the first 10 bytes
-// of HMAC-SHA256(search key, lower-cased word), base32. The index holds
+// BlindToken is the keyed hash a word is indexed under: the first 8 bytes
+// of HMAC-SHA256(search key, lower-cased word), base32 (13 letters). The index holds
 // these, never the words (invariant 4).
 func BlindToken(key []byte, word string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(word))
-	return tokenEncoding.EncodeToString(m.Sum(nil)[:10])
+	return tokenEncoding.EncodeToString(m.Sum(nil)[:tokenBytes])
 }
 
 // Words splits text into the lower-cased words the full-text index knows:
-// runs of letters and digits.
+// runs of letters and digits. Runs of ASCII, the common case, are
+// lower-cased without allocating; fn must copy the word to keep it.
 func Words(text string, fn func(word string)) {
+	var buf []byte
 	start := -1
-	for i, r := range text {
+	ascii := true
+	emit := func(end int) {
+		w := text[start:end]
+		if ascii {
+			buf = append(buf[:0], w...)
+			for i, c := range buf {
+				if 'A' <= c && c <= 'Z' {
+					buf[i] = c + 'a' - 'A'
+				}
+			}
+			fn(unsafeString(buf))
+		} else {
+			fn(strings.ToLower(w))
+		}
+	}
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+				if start < 0 {
+					start, ascii = i, true
+				}
+			} else if start >= 0 {
+				emit(i)
+				start = -1
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			if start < 0 {
 				start = i
 			}
-			continue
-		}
-		if start >= 0 {
-			fn(strings.ToLower(text[start:i]))
+			ascii = false
+		} else if start >= 0 {
+			emit(i)
 			start = -1
 		}
+		i += size
 	}
 	if start >= 0 {
-		fn(strings.ToLower(text[start:]))
+		emit(len(text))
 	}
 }
+
+// unsafeString views b as a string without copying; the caller's fn must
+// not keep it (Words documents that).
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func blindTokens(raw []byte, root *message.Part, key []byte) string {
 	seen := make(map[string]bool)
 	var b strings.Builder
+	// One HMAC, reset per word: hmac.New per word cost more than the rest
+	// of ingest's CPU.
+	m := hmac.New(sha256.New, key)
+	var sum [sha256.Size]byte
+	var tok [16]byte
 	add := func(w string) {
 		if len(w) > 64 || seen[w] || len(seen) >= maxTokens {
 			return
 		}
-		seen[w] = true
+		seen[strings.Clone(w)] = true
+		m.Reset()
+		m.Write([]byte(w))
+		m.Sum(sum[:0])
+		tokenEncoding.Encode(tok[:], sum[:tokenBytes])
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(BlindToken(key, w))
+		b.Write(tok[:tokenEncoding.EncodedLen(tokenBytes)])
 	}
 	message.Text(raw, root, func(chunk string) error {
 		Words(chunk, add)

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,12 @@ import (
 // BenchmarkArchiveConcurrent archives ~10 KB messages from 16 writers into
 // a filesystem store: durable, group-committed, as `cairn import` does.
 func BenchmarkArchiveConcurrent(b *testing.B) {
+	for _, writers := range []int{16, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) { benchArchive(b, writers) })
+	}
+}
+
+func benchArchive(b *testing.B, writers int) {
 	h := newHarness(b)
 	g := gen.New(7)
 	msgs := make([][]byte, 2000)
@@ -24,7 +31,7 @@ func BenchmarkArchiveConcurrent(b *testing.B) {
 	b.ResetTimer()
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
+	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/index"
 	"github.com/cairn-archive/cairn/archive/ledger"
+	"github.com/cairn-archive/cairn/archive/objstore"
 )
 
 // commitTimeout bounds one group commit (segment write and index
@@ -68,6 +69,17 @@ func (s *Store) commit(batch []*pending) {
 			return
 		}
 	}
+	// Objects written unsynced become durable here, together, before the
+	// segment that references them.
+	for _, p := range batch {
+		if p.unsynced {
+			if err := s.objs.(objstore.Batcher).Sync(ctx); err != nil {
+				fail(fmt.Errorf("archive: commit: %w", err))
+				return
+			}
+			break
+		}
+	}
 	now := time.Now().UTC()
 	entries := make([]*ledger.Entry, len(batch))
 	for i, p := range batch {
@@ -112,6 +124,12 @@ func (s *Store) commit(batch []*pending) {
 		return
 	}
 	fail(nil)
+	if len(b.Tokens) > 0 {
+		select {
+		case s.ftsKick <- struct{}{}:
+		default:
+		}
+	}
 	if st.Size-s.ckptSize.Load() >= s.opts.CheckpointEvery {
 		select {
 		case s.ckptKick <- struct{}{}:
@@ -204,3 +222,35 @@ func (s *Store) publishCheckpoint(ctx context.Context) (ledger.Checkpoint, []byt
 	}
 	return c, signed, nil
 }
+
+// ftsLoop moves committed messages' tokens into the full-text index in the
+// background, shortly after each commit, in large transactions.
+func (s *Store) ftsLoop() {
+	defer close(s.ftsDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			s.flushText()
+			return
+		case <-t.C:
+		case <-s.ftsKick:
+			// Let a burst of commits gather first.
+			time.Sleep(50 * time.Millisecond)
+		}
+		s.flushText()
+	}
+}
+
+func (s *Store) flushText() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.index.FlushText(ctx); err != nil {
+		s.lg.Error("full-text indexing failed; retrying", "err", err)
+	}
+}
+
+// FlushSearch makes every committed message visible to full-text search
+// (searches call it before BODY and TEXT queries).
+func (s *Store) FlushSearch(ctx context.Context) error { return s.index.FlushText(ctx) }

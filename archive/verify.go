@@ -426,23 +426,46 @@ func hashObject(ctx context.Context, objs objstore.Store, key string) ([32]byte,
 }
 
 // findOrphans lists message, key and evidence objects that no index row
-// references.
+// references: a merge of two sorted streams, the store's listing and the
+// index's references.
 func (s *Store) findOrphans(ctx context.Context, rep *VerifyReport) error {
-	for _, prefix := range []string{"messages/", "keys/", "evidence/"} {
+	refs := make(chan string, 1024)
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(refs)
+		errc <- s.index.EachReferencedObject(ctx, func(k string) error {
+			select {
+			case refs <- k:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	next, more := <-refs
+	for _, prefix := range []string{"evidence/", "keys/", "messages/"} {
 		err := s.objs.List(ctx, prefix, func(i objstore.Info) error {
-			ok, err := s.index.ObjectReferenced(ctx, i.Key)
-			if err != nil {
-				return err
+			for more && next < i.Key {
+				next, more = <-refs
 			}
-			if !ok {
-				rep.Warnings = append(rep.Warnings, ledger.Problem{Seq: -1, Key: i.Key, Kind: WarningOrphan,
-					Detail: "no entry references this object: left by a write that never committed, or added by hand"})
+			if more && next == i.Key {
+				return nil
 			}
+			rep.Warnings = append(rep.Warnings, ledger.Problem{Seq: -1, Key: i.Key, Kind: WarningOrphan,
+				Detail: "no entry references this object: left by a write that never committed, or added by hand"})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+	}
+	cancel()
+	for range refs {
+	}
+	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+		return err
 	}
 	return nil
 }

@@ -16,6 +16,7 @@
 package index
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
@@ -25,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo)
@@ -120,8 +122,12 @@ var schema = []string{
 	// INTERNALDATE of the IMAP view, its Dates/ folders and SINCE/BEFORE.
 	`CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at)`,
 	// Blind full-text index: each word of a message's text is replaced by a
-	// keyed hash before it reaches SQLite (docid = message seq).
-	`CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts4(content="", tokens)`,
+	// keyed hash before it reaches SQLite. fts_docs holds each message's
+	// tokens (docid = message seq); fts indexes them, filled in the
+	// background by IndexText (an external-content FTS4 table, so that
+	// erasure can delete a message's tokens).
+	`CREATE TABLE IF NOT EXISTS fts_docs (docid INTEGER PRIMARY KEY, tokens TEXT NOT NULL)`,
+	`CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts4(content="fts_docs", tokens)`,
 }
 
 // Index is the SQLite index. It is safe for concurrent use; writes are
@@ -130,6 +136,12 @@ type Index struct {
 	db     *sql.DB
 	macKey []byte
 	path   string
+	ftsMu  sync.Mutex // one full-text indexer at a time
+
+	// Statements of the ingest path, prepared once.
+	bySHA   *sql.Stmt
+	byKey   *sql.Stmt
+	message *sql.Stmt
 }
 
 // Open opens (creating if needed) the index database at path. macKey keys
@@ -172,11 +184,53 @@ func Open(path string, macKey []byte) (*Index, error) {
 		db.Close()
 		return nil, fmt.Errorf("index: %s has schema %d, this cairn knows %d; run `cairn reindex`", path, v, schemaVersion)
 	}
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&ix.bySHA, `SELECT seq, state FROM messages WHERE sha256 = ?`},
+		{&ix.byKey, `SELECT seq, message FROM deliveries WHERE delivery_key = ?`},
+		{&ix.message, `SELECT ` + messageColumns + ` FROM messages WHERE seq = ?`},
+	} {
+		if *p.st, err = db.Prepare(p.q); err != nil {
+			ix.Close()
+			return nil, fmt.Errorf("index: %s: %w", path, err)
+		}
+	}
 	return ix, nil
 }
 
 // Close closes the database.
-func (ix *Index) Close() error { return ix.db.Close() }
+func (ix *Index) Close() error {
+	for _, st := range []*sql.Stmt{ix.bySHA, ix.byKey, ix.message} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return ix.db.Close()
+}
+
+// SetMeta stores a small value under key.
+func (ix *Index) SetMeta(ctx context.Context, key string, value []byte) error {
+	_, err := ix.db.ExecContext(ctx, `INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, key, value)
+	if err != nil {
+		return fmt.Errorf("index: meta %s: %w", key, err)
+	}
+	return nil
+}
+
+// Meta returns the value stored under key, or ErrNotFound.
+func (ix *Index) Meta(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := ix.db.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: meta %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: meta %s: %w", key, err)
+	}
+	return v, nil
+}
 
 // DB exposes the database for read-only queries by the archive's readers
 // (IMAP view, search). Writers go through Commit.
@@ -342,9 +396,16 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 			}
 		}
 	}
-	for seq, toks := range b.Tokens {
-		if _, err := tx.Exec(`INSERT INTO fts(docid, tokens) VALUES(?, ?)`, int64(seq), toks); err != nil {
-			return fmt.Errorf("index: tokens of %d: %w", seq, err)
+	if len(b.Tokens) > 0 {
+		st, err := tx.Prepare(`INSERT INTO fts_docs(docid, tokens) VALUES(?, ?)`)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		defer st.Close()
+		for seq, toks := range b.Tokens {
+			if _, err := st.Exec(int64(seq), toks); err != nil {
+				return fmt.Errorf("index: tokens of %d: %w", seq, err)
+			}
 		}
 	}
 	if err := putState(tx, b.State); err != nil {

@@ -12,7 +12,7 @@ import (
 // MessageBySHA returns the seq and state of the message with these bytes.
 func (ix *Index) MessageBySHA(ctx context.Context, sha [32]byte) (seq uint64, state int, err error) {
 	var s int64
-	err = ix.db.QueryRowContext(ctx, `SELECT seq, state FROM messages WHERE sha256 = ?`, sha[:]).Scan(&s, &state)
+	err = ix.bySHA.QueryRowContext(ctx, sha[:]).Scan(&s, &state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("%w: message %x", ErrNotFound, sha[:8])
 	}
@@ -25,7 +25,7 @@ func (ix *Index) MessageBySHA(ctx context.Context, sha [32]byte) (seq uint64, st
 // DeliveryByKey returns the delivery recorded under key and its message.
 func (ix *Index) DeliveryByKey(ctx context.Context, key string) (seq, message uint64, err error) {
 	var s, m int64
-	err = ix.db.QueryRowContext(ctx, `SELECT seq, message FROM deliveries WHERE delivery_key = ?`, key).Scan(&s, &m)
+	err = ix.byKey.QueryRowContext(ctx, key).Scan(&s, &m)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("%w: delivery key %q", ErrNotFound, key)
 	}
@@ -63,7 +63,7 @@ func scanMessage(sc interface{ Scan(...any) error }) (*MessageRow, []byte, error
 
 // Message returns the message stored by ledger entry seq.
 func (ix *Index) Message(ctx context.Context, seq uint64) (*MessageRow, error) {
-	row := ix.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE seq = ?`, int64(seq))
+	row := ix.message.QueryRowContext(ctx, int64(seq))
 	m, _, err := scanMessage(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: message %d", ErrNotFound, seq)
@@ -221,7 +221,8 @@ func (ix *Index) Counts(ctx context.Context) (entries, messages, deliveries int6
 }
 
 // MessageByObjectSHA returns the message whose stored object has this
-// SHA-256 (to name what replaced a damaged object).
+// SHA-256 (to name what replaced a damaged object). It scans the table:
+// only verify calls it, and only for an object found damaged.
 func (ix *Index) MessageByObjectSHA(ctx context.Context, sha [32]byte) (uint64, error) {
 	var seq int64
 	err := ix.db.QueryRowContext(ctx, `SELECT seq FROM messages WHERE object_sha256 = ?`, sha[:]).Scan(&seq)
@@ -234,18 +235,28 @@ func (ix *Index) MessageByObjectSHA(ctx context.Context, sha [32]byte) (uint64, 
 	return uint64(seq), nil
 }
 
-// ObjectReferenced reports whether any message or delivery names key.
-func (ix *Index) ObjectReferenced(ctx context.Context, key string) (bool, error) {
-	var n int
-	err := ix.db.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM messages WHERE object = ?1 OR key_object = ?1)
-		OR EXISTS(SELECT 1 FROM entries WHERE kind IN ('message','delivery') AND instr(line, ?2) > 0 AND ?3)`,
-		key, `"evidence":"`+key+`"`, strings.HasPrefix(key, "evidence/")).Scan(&n)
+// EachReferencedObject calls fn with every object key the index
+// references (message, key and evidence objects), in key order. It sorts
+// without an index: it serves verify --orphans, not the ingest path.
+func (ix *Index) EachReferencedObject(ctx context.Context, fn func(key string) error) error {
+	rows, err := ix.db.QueryContext(ctx, `SELECT object FROM messages UNION SELECT key_object FROM messages
+		UNION SELECT json_extract(line, '$.delivery.evidence') FROM entries WHERE kind IN ('message','delivery') AND json_extract(line, '$.delivery.evidence') IS NOT NULL
+		ORDER BY 1`)
 	if err != nil {
-		return false, fmt.Errorf("index: %w", err)
+		return fmt.Errorf("index: %w", err)
 	}
-	return n != 0, nil
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
-
 // SetMeta stores a small value under key.
 func (ix *Index) SetMeta(ctx context.Context, key string, value []byte) error {
 	_, err := ix.db.ExecContext(ctx, `INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, key, value)

@@ -152,3 +152,16 @@ func ValidPrefix(prefix string) error {
 	}
 	return nil
 }
+
+// Batcher is implemented by stores where many objects can be made durable
+// together more cheaply than one by one (fs: one syncfs instead of two
+// fsyncs per object). The archive writes a batch's objects with PutUnsynced
+// and calls Sync once before the ledger segment that references them.
+type Batcher interface {
+	// PutUnsynced stores like Put (write-once, ErrExist), but the object is
+	// durable only after a later Sync returns nil: until then a crash may
+	// lose it, or leave it visible but short. Never reference it before.
+	PutUnsynced(ctx context.Context, key string, r io.Reader, size int64) error
+	// Sync makes every object PutUnsynced stored before the call durable.
+	Sync(ctx context.Context) error
+}

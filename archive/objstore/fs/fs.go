@@ -29,6 +29,11 @@
 package fs
 
 import (
+	"hash/fnv"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -42,6 +47,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cairn-archive/cairn/archive/objstore"
@@ -71,6 +77,11 @@ type Store struct {
 	// It grows with the number of folders, which the key scheme bounds
 	// (messages/ab/cd gives at most 65,536), not with the number of objects.
 	durable sync.Map
+	// made holds folders created by PutUnsynced since the last Sync.
+	made sync.Map
+	// noTmpfile is set once the filesystem refused O_TMPFILE.
+	noTmpfile atomic.Bool
+	closed    atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -79,7 +90,18 @@ type Store struct {
 var (
 	_ objstore.Store       = (*Store)(nil)
 	_ objstore.RangeReader = (*Store)(nil)
+	_ objstore.Batcher     = (*Store)(nil)
 )
+
+// tmpFolders is how many folders temp files are spread over.
+const tmpFolders = 16
+
+// tmpFor returns the temp folder for key's file.
+func (s *Store) tmpFor(key string) string {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return filepath.Join(s.tmp, strconv.Itoa(int(h.Sum32()%tmpFolders)))
+}
 
 // Open opens the store in dir, creating dir if missing. It removes the
 // temporary files that a crashed process left behind, and takes a temporary
@@ -141,9 +163,15 @@ func makeOwnTemp(tmpRoot string) (string, *os.File, error) {
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return "", nil, err
 	}
+	for i := 0; i < tmpFolders; i++ {
+		if err := os.Mkdir(filepath.Join(tmp, strconv.Itoa(i)), 0o700); err != nil {
+			os.RemoveAll(tmp)
+			return "", nil, err
+		}
+	}
 	lock, err := os.Open(tmp)
 	if err != nil {
-		os.Remove(tmp)
+		os.RemoveAll(tmp)
 		return "", nil, err
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -203,6 +231,7 @@ func removeLeftovers(tmpRoot string) error {
 // Close releases the Store's temporary folder. Put fails after Close; the
 // other methods keep working. Close is idempotent.
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	s.closeOnce.Do(func() {
 		err := os.RemoveAll(s.tmp)
 		if cerr := s.lock.Close(); err == nil {
@@ -228,13 +257,47 @@ func (s *Store) path(key string) string {
 // ctx is checked between reads of r; once the object is linked into place
 // Put no longer gives up.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := s.put(ctx, key, r, size); err != nil {
+	if err := s.put(ctx, key, r, size, true); err != nil {
 		return fmt.Errorf("objstore/fs: put %s: %w", key, err)
 	}
 	return nil
 }
 
-func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (err error) {
+// PutUnsynced stores like Put but without any fsync: the object is durable
+// only once a later Sync returns nil (objstore.Batcher). Until then a crash
+// may lose it, or leave it present but short; callers must not reference it
+// (in the ledger) before Sync.
+func (s *Store) PutUnsynced(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := s.put(ctx, key, r, size, false); err != nil {
+		return fmt.Errorf("objstore/fs: put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Sync makes every object written by PutUnsynced before the call durable:
+// one syncfs(2) of the store's filesystem, which flushes the files' data and
+// their folder entries together, instead of two fsyncs per object.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Folders made unsynced before this point become durable with it.
+	var made []any
+	s.made.Range(func(k, _ any) bool {
+		made = append(made, k)
+		return true
+	})
+	if err := unix.Syncfs(int(s.lock.Fd())); err != nil {
+		return fmt.Errorf("objstore/fs: syncfs %s: %w", s.root, err)
+	}
+	for _, k := range made {
+		s.durable.Store(k, struct{}{})
+		s.made.Delete(k)
+	}
+	return nil
+}
+
+func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, sync bool) (err error) {
 	if err := objstore.ValidKey(key); err != nil {
 		return err
 	}
@@ -245,23 +308,41 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (e
 		return err
 	}
 	folder := parentOf(key)
-	if err := s.ensureDir(folder); err != nil {
+	if err := s.ensureDir(folder, sync); err != nil {
 		return err
 	}
 
-	f, err := os.CreateTemp(s.tmp, "put-*")
+	dst := s.path(key)
+	// Preferred: an unnamed file (O_TMPFILE) in the target folder, linked
+	// into place. No temporary name is created or removed, and a crash
+	// leaves nothing behind. Filesystems without O_TMPFILE fall back to a
+	// named temporary file in this Store's own temp folder.
+	if s.closed.Load() {
+		return errors.New("store is closed")
+	}
+	f, named, err := s.createTemp(folder, key)
+	if errors.Is(err, iofs.ErrNotExist) {
+		// The folder was removed behind our back (by an operator, or a
+		// restore): forget that it was durable, make it again, retry once.
+		s.forgetFolder(folder)
+		if err := s.ensureDir(folder, sync); err != nil {
+			return err
+		}
+		f, named, err = s.createTemp(folder, key)
+	}
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
-		// Before the link this drops the partial file; after it, the
-		// second name of the stored object. Neither needs to be durable:
-		// a leftover is removed by the next Open.
-		os.Remove(tmp)
+		if named != "" {
+			// Before the link this drops the partial file; after it, the
+			// second name of the stored object. Neither needs to be
+			// durable: a leftover is removed by the next Open.
+			os.Remove(named)
+		}
 	}()
 
 	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, r}, size+1))
@@ -277,30 +358,23 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (e
 	if err := f.Chmod(filePerm); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	err = f.Close()
-	f = nil
-	if err != nil {
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 
-	dst := s.path(key)
-	err = os.Link(tmp, dst)
-	if errors.Is(err, iofs.ErrNotExist) {
-		// The folder was removed behind our back (by an operator, or a
-		// restore): forget that it was durable, make it again, retry once.
-		for f := folder; f != ""; f = parentOf(f) {
-			s.durable.Delete(f)
-		}
-		if err := s.ensureDir(folder); err != nil {
+	err = s.link(f, named, dst)
+	if errors.Is(err, iofs.ErrNotExist) && named != "" {
+		// As above, for a named temp file made before the folder went.
+		s.forgetFolder(folder)
+		if err := s.ensureDir(folder, sync); err != nil {
 			return err
 		}
-		err = os.Link(tmp, dst)
+		err = s.link(f, named, dst)
 	}
 	if err != nil {
 		if errors.Is(err, iofs.ErrExist) {
@@ -314,6 +388,15 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (e
 		}
 		return err
 	}
+	cerr := f.Close()
+	f = nil
+	if cerr != nil {
+		os.Remove(dst)
+		return cerr
+	}
+	if !sync {
+		return nil
+	}
 	if err := syncDir(filepath.Dir(dst)); err != nil {
 		// We cannot promise durability, so the object must not stay
 		// visible: Put's error means "nothing stored".
@@ -321,6 +404,51 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (e
 			return fmt.Errorf("%w; and removing the undurable object failed: %v", err, rerr)
 		}
 		return err
+	}
+	return nil
+}
+
+// forgetFolder drops what this Store knew about folder and its parents.
+func (s *Store) forgetFolder(folder string) {
+	for f := folder; f != ""; f = parentOf(f) {
+		s.durable.Delete(f)
+		s.made.Delete(f)
+	}
+}
+
+// createTemp opens a file to write key's bytes into: an unnamed O_TMPFILE
+// in the target folder when the filesystem supports it (named is ""), else
+// a named file in this Store's temp folders.
+func (s *Store) createTemp(folder, key string) (f *os.File, named string, err error) {
+	if !s.noTmpfile.Load() {
+		fd, err := unix.Open(s.path(folder), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return os.NewFile(uintptr(fd), s.path(key)), "", nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+			return nil, "", &os.PathError{Op: "open O_TMPFILE", Path: s.path(folder), Err: err}
+		}
+		s.noTmpfile.Store(true)
+	}
+	// Spread over several folders: concurrent creates in one folder
+	// contend on its lock.
+	f, err = os.CreateTemp(s.tmpFor(key), "put-*")
+	if err != nil {
+		return nil, "", err
+	}
+	return f, f.Name(), nil
+}
+
+// link gives the written file its name: linkat(2) of the O_TMPFILE through
+// /proc/self/fd (which needs no privilege, unlike AT_EMPTY_PATH), or of the
+// named temp file. Both fail with EEXIST rather than replace: write-once.
+func (s *Store) link(f *os.File, named, dst string) error {
+	if named != "" {
+		return os.Link(named, dst)
+	}
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, dst, unix.AT_SYMLINK_FOLLOW)
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: "O_TMPFILE", New: dst, Err: err}
 	}
 	return nil
 }
@@ -335,12 +463,15 @@ func parentOf(rel string) string {
 
 // ensureDir creates the folder rel (a slash path relative to root) and its
 // missing ancestors, and makes each one's entry in its parent durable.
-func (s *Store) ensureDir(rel string) error {
+func (s *Store) ensureDir(rel string, sync bool) error {
 	if _, ok := s.durable.Load(rel); ok {
 		return nil
 	}
+	if _, ok := s.made.Load(rel); ok && !sync {
+		return nil
+	}
 	parent := parentOf(rel)
-	if err := s.ensureDir(parent); err != nil {
+	if err := s.ensureDir(parent, sync); err != nil {
 		return err
 	}
 	full := s.path(rel)
@@ -357,6 +488,10 @@ func (s *Store) ensureDir(rel string) error {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s is an object, not a folder", rel)
 		}
+	}
+	if !sync {
+		s.made.Store(rel, struct{}{}) // durable at the next Sync
+		return nil
 	}
 	if err := syncDir(s.path(parent)); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/cairn-archive/cairn/archive/objstore"
@@ -58,7 +59,10 @@ func TestLayoutAndMode(t *testing.T) {
 		t.Errorf("mode = %v, want 0440", fi.Mode().Perm())
 	}
 	// The temporary name is gone: the object has one link.
-	entries, err := os.ReadDir(s.tmp)
+	if fi.Sys().(*syscall.Stat_t).Nlink != 1 {
+		t.Errorf("object has %d links after Put", fi.Sys().(*syscall.Stat_t).Nlink)
+	}
+	entries, err := os.ReadDir(s.tmpFor("messages/ab/cd/x"))
 	if err != nil || len(entries) != 0 {
 		t.Errorf("temporary folder holds %v (%v) after Put", entries, err)
 	}
@@ -218,22 +222,53 @@ func TestConcurrentOpens(t *testing.T) {
 	errs := make(chan error, 64)
 	for i := 0; i < 32; i++ {
 		wg.Add(1)
-		go func() {
+		go func(i int) {
 			defer wg.Done()
 			s, err := Open(dir)
 			if err != nil {
 				errs <- err
 				return
 			}
-			if err := s.Put(t.Context(), fmt.Sprintf("k/%p", s), strings.NewReader("x"), 1); err != nil {
+			if err := s.Put(t.Context(), fmt.Sprintf("k/%d", i), strings.NewReader("x"), 1); err != nil {
 				errs <- err
 			}
 			s.Close()
-		}()
+		}(i)
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// PutUnsynced then Sync: the object is whole and visible, write-once still
+// holds, and a Put into a folder made unsynced still fsyncs that folder's
+// entry (it is durable only after Sync).
+func TestPutUnsyncedAndSync(t *testing.T) {
+	s := openTemp(t)
+	if err := s.PutUnsynced(t.Context(), "m/aa/bb/x", strings.NewReader("hello"), 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutUnsynced(t.Context(), "m/aa/bb/x", strings.NewReader("other"), 5); !errors.Is(err, objstore.ErrExist) {
+		t.Fatalf("second unsynced put: %v", err)
+	}
+	if _, ok := s.made.Load("m/aa/bb"); !ok {
+		t.Fatal("unsynced folder not remembered")
+	}
+	if err := s.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.durable.Load("m/aa/bb"); !ok {
+		t.Fatal("folder not durable after Sync")
+	}
+	rc, err := s.Get(t.Context(), "m/aa/bb/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "hello" {
+		t.Fatalf("got %q", b)
 	}
 }

@@ -1,0 +1,84 @@
+package index
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkCommit measures one group commit of 32 messages with their
+// deliveries and blind tokens, as the archive writes it.
+func BenchmarkCommit(b *testing.B) {
+	for _, withTokens := range []bool{false, true} {
+		b.Run(fmt.Sprintf("tokens=%v", withTokens), func(b *testing.B) {
+			ix, err := Open(filepath.Join(b.TempDir(), "index.db"), []byte("k"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ix.Close()
+			header := []byte(strings.Repeat("Received: from a.example.com by b.example.com; Thu, 26 Nov 2026\r\n", 20))
+			var toks []string
+			for i := 0; i < 250; i++ {
+				var r [10]byte
+				rand.Read(r[:])
+				toks = append(toks, fmt.Sprintf("%x", r[:8]))
+			}
+			tokens := strings.Join(toks, " ")
+			seq := uint64(0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				batch := &Batch{Tokens: map[uint64]string{}}
+				for j := 0; j < 32; j++ {
+					m := MessageRow{Seq: seq, Size: 10000, Object: fmt.Sprintf("messages/aa/bb/%064d", seq), KeyObject: fmt.Sprintf("keys/aa/bb/%064d", seq),
+						ArchivedAt: time.Now(), From: "a@example.com", To: "b@example.com", Subject: "hello", Header: header, Structure: make([]byte, 300)}
+					rand.Read(m.SHA256[:])
+					batch.Messages = append(batch.Messages, m)
+					batch.Entries = append(batch.Entries, EntryRow{Seq: seq, Kind: "message", Line: make([]byte, 700)})
+					batch.Deliveries = append(batch.Deliveries, DeliveryRow{Seq: seq, Message: seq, Source: "smtp", Envelope: make([]byte, 300),
+						Recipients: []Recipient{{"b@example.com", "to"}, {"c@example.com", "bcc"}}, Custodians: []string{"b@example.com", "c@example.com"}})
+					if withTokens {
+						batch.Tokens[seq] = tokens
+					}
+					seq++
+				}
+				if err := ix.Commit(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*32)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkIndexText measures the background full-text indexer.
+func BenchmarkIndexText(b *testing.B) {
+	ix, err := Open(filepath.Join(b.TempDir(), "index.db"), []byte("k"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	var toks []string
+	for i := 0; i < 250; i++ {
+		var r [8]byte
+		rand.Read(r[:])
+		toks = append(toks, fmt.Sprintf("%x", r[:6]))
+	}
+	n := b.N * 500
+	batch := &Batch{Tokens: map[uint64]string{}}
+	for i := 0; i < n; i++ {
+		// A realistic vocabulary: most words shared between messages.
+		batch.Tokens[uint64(i)] = strings.Join(toks[i%50:i%50+200], " ")
+	}
+	if err := ix.Commit(batch); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	if err := ix.FlushText(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}
