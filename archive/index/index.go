@@ -89,6 +89,11 @@ var schema = []string{
 	`CREATE INDEX IF NOT EXISTS messages_from ON messages(from_addr)`,
 	`CREATE INDEX IF NOT EXISTS messages_subject ON messages(subject)`,
 	`CREATE INDEX IF NOT EXISTS messages_to_cc ON messages(to_addrs, cc_addrs)`,
+	// The IMAP view pages and counts a folder through narrow indexes, never
+	// the wide rows: every message seq in order, and the few disposed or
+	// erased ones (a partial index).
+	`CREATE INDEX IF NOT EXISTS messages_seq ON messages(seq)`,
+	`CREATE INDEX IF NOT EXISTS messages_gone ON messages(seq) WHERE state != 0`,
 	`CREATE TABLE IF NOT EXISTS deliveries (
 		seq          INTEGER PRIMARY KEY,
 		message      INTEGER NOT NULL,
@@ -119,8 +124,9 @@ var schema = []string{
 	) WITHOUT ROWID`,
 	`CREATE INDEX IF NOT EXISTS custodians_message ON custodians(message)`,
 	`CREATE INDEX IF NOT EXISTS custodians_delivery ON custodians(addr, delivery)`,
-	// INTERNALDATE of the IMAP view, its Dates/ folders and SINCE/BEFORE.
-	`CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at)`,
+	// INTERNALDATE of the IMAP view, its Dates/ folders and SINCE/BEFORE
+	// (message: a message's first delivery has seq = message).
+	`CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at, message)`,
 	// Blind full-text index: each word of a message's text is replaced by a
 	// keyed hash before it reaches SQLite. fts_docs holds each message's
 	// tokens (docid = message seq); fts indexes them, filled in the
