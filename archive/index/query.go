@@ -257,24 +257,3 @@ func (ix *Index) EachReferencedObject(ctx context.Context, fn func(key string) e
 	}
 	return rows.Err()
 }
-// SetMeta stores a small value under key.
-func (ix *Index) SetMeta(ctx context.Context, key string, value []byte) error {
-	_, err := ix.db.ExecContext(ctx, `INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, key, value)
-	if err != nil {
-		return fmt.Errorf("index: meta %s: %w", key, err)
-	}
-	return nil
-}
-
-// Meta returns the value stored under key, or ErrNotFound.
-func (ix *Index) Meta(ctx context.Context, key string) ([]byte, error) {
-	var v []byte
-	err := ix.db.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: meta %s", ErrNotFound, key)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("index: meta %s: %w", key, err)
-	}
-	return v, nil
-}
