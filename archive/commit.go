@@ -19,8 +19,14 @@ const commitTimeout = 2 * time.Minute
 // commitLoop takes pending deliveries off the queue in batches: whatever
 // queued while the previous batch was committing goes into the next one, so
 // concurrent writers share one segment write and one index transaction.
+//
+// A commit has two stages, pipelined: this loop makes the batch's objects
+// durable and appends its ledger segment (the entries are then committed);
+// indexLoop writes its index rows and only then answers the writers. While
+// one batch is being indexed, the next one's segment is written.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
+	defer close(s.indexQ)
 	for {
 		var first *pending
 		select {
@@ -53,19 +59,31 @@ func (s *Store) fill(first *pending) []*pending {
 	return batch
 }
 
+func failAll(batch []*pending, err error) {
+	for _, p := range batch {
+		p.done <- err
+	}
+}
+
+// indexed is a batch whose entries are committed to the ledger, waiting for
+// its index transaction.
+type indexed struct {
+	batch   []*pending
+	b       *index.Batch
+	first   uint64
+	last    uint64
+	hasText bool
+}
+
+// commit is the first stage: durability of the objects, then the segment.
 func (s *Store) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	fail := func(err error) {
-		for _, p := range batch {
-			p.done <- err
-		}
-	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if s.behind.Load() {
 		if err := s.catchUpLocked(ctx); err != nil {
-			fail(err)
+			failAll(batch, err)
 			return
 		}
 	}
@@ -74,7 +92,7 @@ func (s *Store) commit(batch []*pending) {
 	for _, p := range batch {
 		if p.unsynced {
 			if err := s.objs.(objstore.Batcher).Sync(ctx); err != nil {
-				fail(fmt.Errorf("archive: commit: %w", err))
+				failAll(batch, fmt.Errorf("archive: commit: %w", err))
 				return
 			}
 			break
@@ -96,7 +114,7 @@ func (s *Store) commit(batch []*pending) {
 			// delivery of bytes a sender retries.
 			s.behind.Store(true)
 		}
-		fail(fmt.Errorf("archive: commit: %w", err))
+		failAll(batch, fmt.Errorf("archive: commit: %w", err))
 		return
 	}
 	b := &index.Batch{State: st, Tokens: make(map[uint64]string)}
@@ -115,24 +133,44 @@ func (s *Store) commit(batch []*pending) {
 		p.delivery.Seq = e.Seq
 		b.Deliveries = append(b.Deliveries, p.delivery)
 	}
-	if err := s.index.Commit(b); err != nil {
+	s.indexWG.Add(1)
+	s.indexQ <- &indexed{batch: batch, b: b, first: entries[0].Seq, last: entries[len(entries)-1].Seq, hasText: len(b.Tokens) > 0}
+	if st.Size-s.ckptSize.Load() >= s.opts.CheckpointEvery {
+		select {
+		case s.ckptKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// indexLoop is the second stage: the index transaction, then the answers.
+func (s *Store) indexLoop() {
+	defer close(s.indexDone)
+	for ib := range s.indexQ {
+		s.indexBatch(ib)
+		s.indexWG.Done()
+	}
+}
+
+func (s *Store) indexBatch(ib *indexed) {
+	// After a failed index commit, later batches must not be indexed
+	// either (the index would skip entries): they wait for the catch-up.
+	if s.behind.Load() {
+		failAll(ib.batch, fmt.Errorf("archive: index unavailable (ledger entries %d-%d are committed; the index will catch up)", ib.first, ib.last))
+		return
+	}
+	if err := s.index.Commit(ib.b); err != nil {
 		// The entries are in the ledger; the index catches up from it
 		// before the next commit. The senders retry, which at worst
 		// records one more delivery of the same bytes.
 		s.behind.Store(true)
-		fail(fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, entries[0].Seq, entries[len(entries)-1].Seq))
+		failAll(ib.batch, fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, ib.first, ib.last))
 		return
 	}
-	fail(nil)
-	if len(b.Tokens) > 0 {
+	failAll(ib.batch, nil)
+	if ib.hasText {
 		select {
 		case s.ftsKick <- struct{}{}:
-		default:
-		}
-	}
-	if st.Size-s.ckptSize.Load() >= s.opts.CheckpointEvery {
-		select {
-		case s.ckptKick <- struct{}{}:
 		default:
 		}
 	}
@@ -150,6 +188,8 @@ func (s *Store) catchUp(ctx context.Context) error {
 }
 
 func (s *Store) catchUpLocked(ctx context.Context) error {
+	// Batches already past their segment finish (failing) first.
+	s.indexWG.Wait()
 	st, err := s.index.LedgerState()
 	if err != nil {
 		return fmt.Errorf("archive: index unavailable: %w", err)

@@ -87,6 +87,10 @@ type Store struct {
 	ckptDone chan struct{}
 	ftsKick  chan struct{}
 	ftsDone  chan struct{}
+
+	indexQ    chan *indexed // from the segment stage to the index stage
+	indexDone chan struct{}
+	indexWG   sync.WaitGroup // batches sent to indexQ and not yet indexed
 }
 
 // ErrLocked means another process holds the archive's writer lock.
@@ -150,7 +154,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.ckptDone = make(chan struct{})
 	s.ftsKick = make(chan struct{}, 1)
 	s.ftsDone = make(chan struct{})
+	s.indexQ = make(chan *indexed, 2)
+	s.indexDone = make(chan struct{})
 	go s.commitLoop()
+	go s.indexLoop()
 	go s.checkpointLoop()
 	go s.ftsLoop()
 	return s, nil
@@ -236,6 +243,7 @@ func (s *Store) Close() error {
 	if s.queue != nil {
 		close(s.stop)
 		<-s.stopped
+		<-s.indexDone
 		<-s.ckptDone
 		<-s.ftsDone
 		if _, _, e := s.publishCheckpoint(context.Background()); e != nil {
@@ -587,6 +595,7 @@ func (s *Store) CloseWithoutCheckpoint() error {
 	if s.queue != nil {
 		close(s.stop)
 		<-s.stopped
+		<-s.indexDone
 		<-s.ckptDone
 		<-s.ftsDone
 	}
