@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-archive/cairn/archive/index"
@@ -87,6 +88,12 @@ func (s *Store) commit(batch []*pending) {
 			return
 		}
 	}
+	t0 := time.Now()
+	defer func() {
+		s.stats.stageA.Add(int64(time.Since(t0)))
+		s.stats.batches.Add(1)
+		s.stats.entries.Add(int64(len(batch)))
+	}()
 	// Objects written unsynced become durable here, together, before the
 	// segment that references them.
 	for _, p := range batch {
@@ -159,6 +166,8 @@ func (s *Store) indexBatch(ib *indexed) {
 		failAll(ib.batch, fmt.Errorf("archive: index unavailable (ledger entries %d-%d are committed; the index will catch up)", ib.first, ib.last))
 		return
 	}
+	t0 := time.Now()
+	defer func() { s.stats.stageB.Add(int64(time.Since(t0))) }()
 	if err := s.index.Commit(ib.b); err != nil {
 		// The entries are in the ledger; the index catches up from it
 		// before the next commit. The senders retry, which at worst
@@ -294,3 +303,23 @@ func (s *Store) flushText() {
 // FlushSearch makes every committed message visible to full-text search
 // (searches call it before BODY and TEXT queries).
 func (s *Store) FlushSearch(ctx context.Context) error { return s.index.FlushText(ctx) }
+
+// commitStats counts what group commits did, for Stats.
+type commitStats struct {
+	batches, entries atomic.Int64
+	stageA, stageB   atomic.Int64 // nanoseconds in the segment and index stages
+}
+
+// CommitStats reports the group commits so far: batches, entries, and the
+// time spent writing segments (with the objects' durability) and indexing.
+type CommitStats struct {
+	Batches, Entries int64
+	SegmentTime      time.Duration
+	IndexTime        time.Duration
+}
+
+// Stats returns the group-commit counters (for metrics and benchmarks).
+func (s *Store) Stats() CommitStats {
+	return CommitStats{Batches: s.stats.batches.Load(), Entries: s.stats.entries.Load(),
+		SegmentTime: time.Duration(s.stats.stageA.Load()), IndexTime: time.Duration(s.stats.stageB.Load())}
+}

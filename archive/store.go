@@ -91,6 +91,8 @@ type Store struct {
 	indexQ    chan *indexed // from the segment stage to the index stage
 	indexDone chan struct{}
 	indexWG   sync.WaitGroup // batches sent to indexQ and not yet indexed
+
+	stats commitStats
 }
 
 // ErrLocked means another process holds the archive's writer lock.
