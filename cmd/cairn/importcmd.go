@@ -47,7 +47,7 @@ archived from the same place are recognised and not recorded twice.`,
 				Quoting:        q,
 				AllFiles:       allFiles,
 				Progress: func(p importer.Progress) {
-					bar.update(p.Messages, 0, p.Bytes)
+					bar.updateBytes(p.Messages, 0, p.Bytes, p.TotalBytes)
 				},
 			})
 			bar.done()

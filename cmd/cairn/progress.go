@@ -31,6 +31,13 @@ func newProgress(unit string) *progress {
 // update reports done of total units (total 0 when unknown) and bytes so
 // far (0 to omit).
 func (p *progress) update(done, total, bytes int64) {
+	p.updateBytes(done, total, bytes, 0)
+}
+
+// updateBytes is update with a known byte total: the percentage and ETA
+// then follow bytes (an import knows its files' sizes, not their message
+// counts).
+func (p *progress) updateBytes(done, total, bytes, totalBytes int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
@@ -42,24 +49,34 @@ func (p *progress) update(done, total, bytes int64) {
 		return
 	}
 	p.last = now
-	p.draw(done, total, bytes, now)
+	p.draw(done, total, bytes, totalBytes, now)
 }
 
-func (p *progress) draw(done, total, bytes int64, now time.Time) {
+func (p *progress) draw(done, total, bytes, totalBytes int64, now time.Time) {
 	el := now.Sub(p.start).Seconds()
 	rate := 0.0
 	if el > 0 {
 		rate = float64(done) / el
 	}
 	var b strings.Builder
-	if total > 0 {
-		frac := min(float64(done)/float64(total), 1)
+	frac := -1.0
+	switch {
+	case totalBytes > 0:
+		frac = min(float64(bytes)/float64(totalBytes), 1)
+	case total > 0:
+		frac = min(float64(done)/float64(total), 1)
+	}
+	if frac >= 0 {
 		if p.tty {
 			const width = 28
 			n := int(frac * width)
 			b.WriteString("[" + strings.Repeat("=", n) + strings.Repeat(" ", width-n) + "] ")
 		}
-		fmt.Fprintf(&b, "%3.0f%% %d/%d %s", frac*100, done, total, p.unit)
+		if total > 0 {
+			fmt.Fprintf(&b, "%3.0f%% %d/%d %s", frac*100, done, total, p.unit)
+		} else {
+			fmt.Fprintf(&b, "%3.0f%% %d %s", frac*100, done, p.unit)
+		}
 	} else {
 		fmt.Fprintf(&b, "%d %s", done, p.unit)
 	}
@@ -67,8 +84,8 @@ func (p *progress) draw(done, total, bytes int64, now time.Time) {
 	if bytes > 0 && el > 0 {
 		fmt.Fprintf(&b, ", %.1f MB/s", float64(bytes)/el/1e6)
 	}
-	if total > 0 && rate > 0 && done < total {
-		eta := time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second)
+	if frac > 0 && frac < 1 {
+		eta := time.Duration(el * (1 - frac) / frac * float64(time.Second)).Round(time.Second)
 		fmt.Fprintf(&b, ", ETA %s", eta)
 	}
 	if p.tty {

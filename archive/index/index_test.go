@@ -1,0 +1,107 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func openTest(t *testing.T) *Index {
+	t.Helper()
+	ix, err := Open(filepath.Join(t.TempDir(), "index.db"), []byte("mac key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	return ix
+}
+
+func match(t *testing.T, ix *Index, q string) []int64 {
+	t.Helper()
+	rows, err := ix.DB().Query(`SELECT docid FROM fts WHERE fts MATCH ? ORDER BY docid`, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var d int64
+		rows.Scan(&d)
+		out = append(out, d)
+	}
+	return out
+}
+
+func TestFullTextBackgroundAndDelete(t *testing.T) {
+	ix := openTest(t)
+	ctx := context.Background()
+	b := &Batch{Tokens: map[uint64]string{1: "aaa bbb", 2: "bbb ccc", 3: "ccc ddd"}}
+	if err := ix.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	if got := match(t, ix, "bbb"); len(got) != 0 {
+		t.Fatalf("indexed before IndexText: %v", got)
+	}
+	if n, err := ix.IndexText(ctx, 2); err != nil || n != 2 {
+		t.Fatalf("IndexText: %d %v", n, err)
+	}
+	if got := match(t, ix, "ccc"); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("after a partial run: %v", got)
+	}
+	if err := ix.FlushText(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := match(t, ix, "ccc"); len(got) != 2 {
+		t.Fatalf("after flush: %v", got)
+	}
+	// Delete an indexed and a not-yet-indexed message.
+	if err := ix.DeleteText(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	ix.Commit(&Batch{Tokens: map[uint64]string{4: "eee"}})
+	if err := ix.DeleteText(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	ix.FlushText(ctx)
+	if got := match(t, ix, "bbb"); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("after delete: %v", got)
+	}
+	if got := match(t, ix, "eee"); len(got) != 0 {
+		t.Fatalf("deleted before indexing, found: %v", got)
+	}
+	// The integrity check of FTS4 agrees with its content table.
+	if _, err := ix.DB().Exec(`INSERT INTO fts(fts) VALUES('integrity-check')`); err != nil {
+		t.Fatalf("fts integrity: %v", err)
+	}
+}
+
+func TestMessageRowMAC(t *testing.T) {
+	ix := openTest(t)
+	ctx := context.Background()
+	m := MessageRow{Seq: 7, Size: 10, Object: "messages/abc/x", KeyObject: "keys/abc/y", ArchivedAt: time.Unix(5, 0), Subject: "hi", Header: []byte("H"), Structure: []byte{1}}
+	m.SHA256[0] = 1
+	if err := ix.Commit(&Batch{Messages: []MessageRow{m}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ix.Message(ctx, 7)
+	if err != nil || got.Subject != "hi" {
+		t.Fatal(err)
+	}
+	if _, err := ix.Message(ctx, 8); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing message: %v", err)
+	}
+	check := func() bool {
+		ok := true
+		ix.EachMessage(ctx, func(_ *MessageRow, macOK bool) error { ok = ok && macOK; return nil })
+		return ok
+	}
+	if !check() {
+		t.Fatal("fresh row fails its MAC")
+	}
+	ix.DB().Exec(`UPDATE messages SET subject = 'changed'`)
+	if check() {
+		t.Fatal("edited row passes its MAC")
+	}
+}
