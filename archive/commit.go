@@ -137,8 +137,13 @@ func (s *Store) commit(batch []*pending) {
 				b.Tokens[e.Seq] = p.tokens
 			}
 		}
-		p.delivery.Seq = e.Seq
-		b.Deliveries = append(b.Deliveries, p.delivery)
+		if p.gone != nil {
+			b.Gone = append(b.Gone, *p.gone)
+		}
+		if !p.noDelivery {
+			p.delivery.Seq = e.Seq
+			b.Deliveries = append(b.Deliveries, p.delivery)
+		}
 	}
 	s.indexWG.Add(1)
 	s.indexQ <- &indexed{batch: batch, b: b, first: entries[0].Seq, last: entries[len(entries)-1].Seq, hasText: len(b.Tokens) > 0}

@@ -175,6 +175,16 @@ func (s *Store) replayOther(ctx context.Context, b *index.Batch, e *ledger.Entry
 	switch e.Kind {
 	case ledger.KindEvent:
 		return nil
+	case ledger.KindDispose, ledger.KindErase:
+		if e.Ref == nil {
+			return fmt.Errorf("%s entry without ref", e.Kind)
+		}
+		state := index.StateDisposed
+		if e.Kind == ledger.KindErase {
+			state = index.StateErased
+		}
+		b.Gone = append(b.Gone, index.Gone{Seq: *e.Ref, State: state})
+		return nil
 	}
 	return fmt.Errorf("unknown entry kind %q", e.Kind)
 }

@@ -57,6 +57,8 @@ type Options struct {
 	// ReadOnly opens without the writer lock and without a ledger writer:
 	// for verify, cat and search while another process archives.
 	ReadOnly bool
+	// Holds, if set, is asked before every disposal and erasure.
+	Holds HoldChecker
 }
 
 // Store is the archive. Archive is safe for concurrent use.
@@ -160,6 +162,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.indexDone = make(chan struct{})
 	go s.commitLoop()
 	go s.indexLoop()
+	if err := s.FinishDisposals(ctx); err != nil {
+		s.lg.Error("interrupted disposals not finished; retried at the next start", "err", err)
+	}
 	go s.checkpointLoop()
 	go s.ftsLoop()
 	return s, nil
@@ -268,6 +273,9 @@ type pending struct {
 	receipt  ingest.Receipt
 	done     chan error
 	unsynced bool // objects written with PutUnsynced: Sync before the segment
+
+	gone       *index.Gone // a tombstone's effect on the index
+	noDelivery bool        // tombstones and events record no delivery
 }
 
 // Archive implements ingest.Archiver.
@@ -300,6 +308,12 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 			m, err := s.index.Message(ctx, msg)
 			if err != nil {
 				return rc, err
+			}
+			if m.State != index.StateActive {
+				// Archived, then disposed or erased: re-importing the same
+				// source must not bring it back.
+				rc.Seq, rc.MessageSeq, rc.Replayed, rc.Duplicate = seq, msg, true, true
+				return rc, nil
 			}
 			if m.SHA256 != rc.SHA256 {
 				return rc, fmt.Errorf("%w: delivery key %q was archived with other bytes (ledger entry %d)", ingest.ErrRefused, env.DeliveryKey, seq)

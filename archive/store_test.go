@@ -415,3 +415,16 @@ func TestIndexFailureCatchesUp(t *testing.T) {
 		t.Fatalf("verify: %v", rep.Problems)
 	}
 }
+
+func shaSum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+func walkFiles(dir string, fn func(path string, data []byte)) {
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		fn(p, b)
+		return nil
+	})
+}

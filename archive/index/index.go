@@ -57,6 +57,10 @@ var schema = []string{
 		line BLOB NOT NULL,
 		leaf BLOB NOT NULL
 	)`,
+	`CREATE INDEX IF NOT EXISTS entries_ref ON entries(ref) WHERE ref IS NOT NULL`,
+	// Messages whose objects still have to be destroyed after their
+	// tombstone was committed (a crash in between is finished at start).
+	`CREATE TABLE IF NOT EXISTS pending_destroy (seq INTEGER PRIMARY KEY)`,
 	`CREATE TABLE IF NOT EXISTS messages (
 		seq           INTEGER PRIMARY KEY,
 		sha256        BLOB UNIQUE,
@@ -156,7 +160,7 @@ func Open(path string, macKey []byte) (*Index, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=off&cache=private"
+	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=NORMAL&_secure_delete=on&_busy_timeout=10000&_txlock=immediate&_foreign_keys=off&cache=private"
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
@@ -302,8 +306,19 @@ type Batch struct {
 	Deliveries []DeliveryRow
 	// Tokens maps a message seq to its blind full-text tokens.
 	Tokens map[uint64]string
+	// Gone lists messages disposed or erased by this batch's tombstones.
+	Gone []Gone
 	// State is the ledger state after the batch.
 	State ledger.State
+}
+
+// Gone is a message taken out of the archive: its row keeps only what
+// verify needs (seq, object names and hashes, state); everything that
+// could reveal or confirm its content goes (header, structure, SHA-256,
+// envelopes, recipients, custodians, search tokens).
+type Gone struct {
+	Seq   uint64
+	State int // StateDisposed or StateErased
 }
 
 // Commit writes a batch in one transaction.
@@ -414,6 +429,14 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 			}
 		}
 	}
+	for _, g := range b.Gone {
+		if err := ix.wipe(tx, g); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO pending_destroy(seq) VALUES(?)`, int64(g.Seq)); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+	}
 	if err := putState(tx, b.State); err != nil {
 		return err
 	}
@@ -519,3 +542,78 @@ func (ix *Index) deliveryMAC(d *DeliveryRow) []byte {
 }
 
 func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }
+
+// wipe applies one Gone inside a transaction.
+func (ix *Index) wipe(tx *sql.Tx, g Gone) error {
+	row := tx.QueryRow(`SELECT `+messageColumns+` FROM messages WHERE seq = ?`, int64(g.Seq))
+	m, _, err := scanMessage(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: message %d", ErrNotFound, g.Seq)
+	}
+	if err != nil {
+		return fmt.Errorf("index: message %d: %w", g.Seq, err)
+	}
+	m.SHA256 = [32]byte{}
+	m.Date = time.Time{}
+	m.From, m.To, m.Cc, m.Subject, m.MessageID = "", "", "", "", ""
+	m.Header, m.Structure, m.Problems = []byte{}, []byte{}, nil
+	m.State = g.State
+	if _, err := tx.Exec(`UPDATE messages SET sha256 = NULL, date = NULL, from_addr = '', to_addrs = '', cc_addrs = '', subject = '',
+		message_id = '', header = x'', structure = x'', problems = '', state = ?, mac = ? WHERE seq = ?`,
+		g.State, ix.messageMAC(m), int64(g.Seq)); err != nil {
+		return fmt.Errorf("index: wipe message %d: %w", g.Seq, err)
+	}
+	rows, err := tx.Query(`SELECT seq, COALESCE(delivery_key, ''), source, received_at FROM deliveries WHERE message = ?`, int64(g.Seq))
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	var ds []DeliveryRow
+	for rows.Next() {
+		var d DeliveryRow
+		var seq, recv int64
+		if err := rows.Scan(&seq, &d.DeliveryKey, &d.Source, &recv); err != nil {
+			rows.Close()
+			return fmt.Errorf("index: %w", err)
+		}
+		d.Seq, d.Message, d.ReceivedAt, d.Envelope = uint64(seq), g.Seq, time.Unix(0, recv).UTC(), []byte("{}")
+		ds = append(ds, d)
+	}
+	rows.Close()
+	for i := range ds {
+		if _, err := tx.Exec(`UPDATE deliveries SET sender = '', envelope = '{}', mac = ? WHERE seq = ?`, ix.deliveryMAC(&ds[i]), int64(ds[i].Seq)); err != nil {
+			return fmt.Errorf("index: wipe delivery %d: %w", ds[i].Seq, err)
+		}
+	}
+	for _, q := range []string{`DELETE FROM recipients WHERE message = ?`, `DELETE FROM custodians WHERE message = ?`} {
+		if _, err := tx.Exec(q, int64(g.Seq)); err != nil {
+			return fmt.Errorf("index: wipe message %d: %w", g.Seq, err)
+		}
+	}
+	// The full-text entries go first, while fts_docs still holds the
+	// tokens FTS4 must remove; a message not yet indexed has none.
+	var mark int64 = -1
+	var v []byte
+	if err := tx.QueryRow(`SELECT v FROM meta WHERE k = 'fts_indexed'`).Scan(&v); err == nil {
+		fmt.Sscan(string(v), &mark)
+	}
+	if int64(g.Seq) <= mark {
+		if _, err := tx.Exec(`DELETE FROM fts WHERE docid = ?`, int64(g.Seq)); err != nil {
+			return fmt.Errorf("index: full-text delete %d: %w", g.Seq, err)
+		}
+	}
+	if _, err := tx.Exec(`DELETE FROM fts_docs WHERE docid = ?`, int64(g.Seq)); err != nil {
+		return fmt.Errorf("index: full-text delete %d: %w", g.Seq, err)
+	}
+	return nil
+}
+
+// Scrub makes deleted content unrecoverable from the database files: with
+// secure_delete on, freed pages are already zeroed in the database; this
+// checkpoints the WAL into it and truncates the WAL, whose old frames still
+// hold the content as it was. Called after an erasure.
+func (ix *Index) Scrub(ctx context.Context) error {
+	if _, err := ix.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("index: scrub: %w", err)
+	}
+	return nil
+}

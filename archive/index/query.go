@@ -257,3 +257,48 @@ func (ix *Index) EachReferencedObject(ctx context.Context, fn func(key string) e
 	}
 	return rows.Err()
 }
+
+// PendingDestroy returns messages whose objects still have to be destroyed.
+func (ix *Index) PendingDestroy(ctx context.Context) ([]uint64, error) {
+	rows, err := ix.db.QueryContext(ctx, `SELECT seq FROM pending_destroy ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		out = append(out, uint64(s))
+	}
+	return out, rows.Err()
+}
+
+// Destroyed records that a message's objects are destroyed.
+func (ix *Index) Destroyed(ctx context.Context, seq uint64) error {
+	if _, err := ix.db.ExecContext(ctx, `DELETE FROM pending_destroy WHERE seq = ?`, int64(seq)); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	return nil
+}
+
+// EntriesOf returns the ledger lines of message seq and of every entry
+// referring to it (its deliveries and tombstones), in seq order.
+func (ix *Index) EntriesOf(ctx context.Context, seq uint64) ([][]byte, error) {
+	rows, err := ix.db.QueryContext(ctx, `SELECT line FROM entries WHERE seq = ?1 OR ref = ?1 ORDER BY seq`, int64(seq))
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var l []byte
+		if err := rows.Scan(&l); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
