@@ -173,7 +173,7 @@ func (e *Event) Validate() error {
 	if err := checkSet(e.Target.UIDs); err != nil {
 		return bad("target uids: %v", err)
 	}
-	if err := checkSet(e.Target.Ledger); err != nil {
+	if err := checkLedgerSet(e.Target.Ledger); err != nil {
 		return bad("target ledger: %v", err)
 	}
 	for _, s := range e.strings() {
@@ -245,7 +245,13 @@ func FormatSet(nums []uint64) string {
 
 // checkSet accepts "" or an RFC 9051 sequence-set of numbers and ranges
 // ("*" included, for a FETCH 1:* as the client sent it).
-func checkSet(s string) error {
+func checkSet(s string) error { return checkSetFrom(s, 1) }
+
+// checkLedgerSet checks a set of ledger sequence numbers, which start at 0
+// (docs/FORMAT.md), unlike IMAP's.
+func checkLedgerSet(s string) error { return checkSetFrom(s, 0) }
+
+func checkSetFrom(s string, least uint64) error {
 	if s == "" {
 		return nil
 	}
@@ -258,7 +264,7 @@ func checkSet(s string) error {
 			if n == "*" {
 				continue
 			}
-			if v, err := strconv.ParseUint(n, 10, 64); err != nil || v == 0 {
+			if v, err := strconv.ParseUint(n, 10, 64); err != nil || v < least {
 				return fmt.Errorf("bad set member %q", part)
 			}
 		}

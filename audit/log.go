@@ -330,11 +330,12 @@ func (l *Log) closeDBs() {
 
 func (l *Log) checkOrigin() error {
 	var got string
-	err := l.wdb.QueryRow(`SELECT value FROM meta WHERE key='origin'`).Scan(&got)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, err = l.wdb.Exec(`INSERT INTO meta(key, value) VALUES('origin', ?)`, l.opts.Origin)
-		return err
+	// Several processes may open a new database at once (cairn cat run in
+	// parallel): the first one's origin wins, the others then compare.
+	if _, err := l.wdb.Exec(`INSERT OR IGNORE INTO meta(key, value) VALUES('origin', ?)`, l.opts.Origin); err != nil {
+		return fmt.Errorf("audit: open: record origin: %w", err)
 	}
+	err := l.wdb.QueryRow(`SELECT value FROM meta WHERE key='origin'`).Scan(&got)
 	if err != nil {
 		return fmt.Errorf("audit: open: read origin: %w", err)
 	}

@@ -531,3 +531,14 @@ func TestTwoWritersShareOneChain(t *testing.T) {
 		t.Fatalf("%d events, want 600", n)
 	}
 }
+
+func TestLedgerSetsStartAtZero(t *testing.T) {
+	ev := Event{Action: ActionFetch, Outcome: OutcomeSuccess, Target: Target{Ledger: "0,3:5"}}
+	if err := ev.Validate(); err != nil {
+		t.Fatalf("ledger seq 0 refused: %v", err)
+	}
+	ev.Target.UIDs = "0"
+	if err := ev.Validate(); err == nil {
+		t.Fatal("IMAP UID 0 accepted")
+	}
+}

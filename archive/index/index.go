@@ -183,7 +183,7 @@ func Open(path string, macKey []byte) (*Index, error) {
 	err = db.QueryRow(`SELECT CAST(v AS INTEGER) FROM meta WHERE k = 'schema'`).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if _, err := db.Exec(`INSERT INTO meta(k, v) VALUES('schema', ?)`, schemaVersion); err != nil {
+		if _, err := db.Exec(`INSERT OR IGNORE INTO meta(k, v) VALUES('schema', ?)`, schemaVersion); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("index: %w", err)
 		}
