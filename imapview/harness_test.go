@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/cairn-archive/cairn/archive"
 	"github.com/cairn-archive/cairn/auth"
 	"github.com/cairn-archive/cairn/crypto/certs"
 	"github.com/cairn-archive/cairn/imapview/internal/testarchive"
@@ -65,6 +66,7 @@ func corpus(t testing.TB) [][]byte {
 }
 
 type fixtureOpts struct {
+	remote    bool // clients count as not on loopback
 	corpus    bool
 	generated int
 	opts      func(*Options)
@@ -122,6 +124,9 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	f.srv = srv
+	if fo.remote {
+		srv.isLocal = func(net.Addr) bool { return false }
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -232,3 +237,7 @@ func ctxT(t testing.TB) context.Context {
 }
 
 var zeroTime time.Time
+
+func archiveVerifyFull() archive.VerifyOptions {
+	return archive.VerifyOptions{Full: true, Orphans: true}
+}

@@ -82,6 +82,9 @@ type Server struct {
 	closed    bool
 	changed   chan struct{} // closed and replaced when the ledger grows
 
+	// isLocal decides who may log in before TLS (tests replace it).
+	isLocal func(net.Addr) bool
+
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	sessions sync.WaitGroup
@@ -119,6 +122,7 @@ func New(opts Options) (*Server, error) {
 		perIP:     map[netip.Addr]int{},
 		changed:   make(chan struct{}),
 		stop:      make(chan struct{}),
+		isLocal:   isLoopback,
 	}
 	// UIDVALIDITY never changes for this archive (its ledger's name) and
 	// differs between archives, so a client never mixes two up.
@@ -203,7 +207,7 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 			return fmt.Errorf("imapview: accept: %w", err)
 		}
 		delay = 0
-		loopback := isLoopback(c.RemoteAddr())
+		loopback := s.isLocal(c.RemoteAddr())
 		if implicitTLS {
 			c = tls.Server(c, s.opts.TLS)
 		}

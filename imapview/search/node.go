@@ -99,7 +99,7 @@ func quote(s string) string {
 	if s != "" && !strings.ContainsAny(s, " \t\"\\()%*{}[]") && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
 		return s
 	}
-	return strconv.Quote(s)
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
 func (n *Node) write(b *strings.Builder, top bool) {
@@ -125,8 +125,10 @@ func (n *Node) write(b *strings.Builder, top bool) {
 	case Not:
 		b.WriteString("NOT ")
 		n.Kids[0].write(b, false)
-	case All, None:
-		b.WriteString(n.Kind.String())
+	case All:
+		b.WriteString("ALL")
+	case None:
+		b.WriteString("NOT ALL") // RECENT and NEW: no message (IMAP has no NONE)
 	case From, To, Cc, Bcc, Subject, Body, Text:
 		b.WriteString(n.Kind.String() + " " + quote(n.Value))
 	case Header:

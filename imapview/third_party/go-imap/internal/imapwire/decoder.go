@@ -418,6 +418,9 @@ func (dec *Decoder) ExpectAString(ptr *string) bool {
 	if dec.Literal(ptr) {
 		return true
 	}
+	if dec.err != nil {
+		return false // cairn patch 4: a refused literal; its bytes never come
+	}
 	// We cannot do dec.Atom(ptr) here because sometimes mailbox names are unquoted,
 	// and they can contain special characters like `]`.
 	return dec.Expect(dec.Func(ptr, isAStringChar), "ASTRING-CHAR")
