@@ -3,13 +3,11 @@ package imapview
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/cairn-archive/cairn/archive/message"
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/imapview/search"
 )
@@ -215,35 +213,9 @@ func (srv *Server) runSearch(ctx context.Context, w *view, node *search.Node, us
 	// Few candidates: keep those whose text holds each phrase.
 	out := keys[:0]
 	for i, k := range keys {
-		ok, err := srv.confirm(ctx, msgs[i], comp.Phrases)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		if search.ConfirmStored(ctx, srv.opts.Store, uint64(msgs[i]), comp.Phrases) {
 			out = append(out, k)
 		}
 	}
 	return out, nil
-}
-
-// confirm decrypts message seq and checks its text for the phrases. A
-// message too large to check, or unreadable, keeps its word match.
-func (srv *Server) confirm(ctx context.Context, seq int64, phrases []search.Phrase) (bool, error) {
-	m, err := srv.opts.Store.OpenMessage(ctx, uint64(seq))
-	if err != nil {
-		return true, nil
-	}
-	defer m.Close()
-	if m.Row.Size > search.MaxConfirmSize {
-		return true, nil
-	}
-	raw := make([]byte, m.Row.Size)
-	if _, err := m.ReadAt(raw, 0); err != nil && err != io.EOF {
-		return true, nil
-	}
-	root, err := message.Unmarshal(m.Row.Structure)
-	if err != nil {
-		root, _ = message.Parse(raw)
-	}
-	return search.Confirm(raw, root, phrases), nil
 }

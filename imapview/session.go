@@ -351,24 +351,5 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	}
 }
 
-// setLedger records the message-ledger seqs of an event. The audit schema
-// writes them as an IMAP sequence set, which has no 0, while the ledger's
-// first entry is seq 0: that one goes into the note instead.
-func setLedger(ev *audit.Event, seqs []uint64) {
-	var nz []uint64
-	zero := false
-	for _, s := range seqs {
-		if s == 0 {
-			zero = true
-			continue
-		}
-		nz = append(nz, s)
-	}
-	ev.Target.Ledger = audit.FormatSet(nz)
-	if zero {
-		if ev.Details.Note != "" {
-			ev.Details.Note += "; "
-		}
-		ev.Details.Note += "also ledger seq 0"
-	}
-}
+// setLedger records the message-ledger seqs of an event (they start at 0).
+func setLedger(ev *audit.Event, seqs []uint64) { ev.Target.Ledger = audit.FormatSet(seqs) }

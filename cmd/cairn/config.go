@@ -21,14 +21,16 @@ var exampleYAML []byte
 // Config is the whole configuration. Field tags are the YAML keys; every key
 // appears, with its comment and default, in example.yaml.
 type Config struct {
-	DataDir string       `mapstructure:"data_dir"`
-	Log     LogConfig    `mapstructure:"log"`
-	Store   StoreConfig  `mapstructure:"store"`
-	Keys    KeysConfig   `mapstructure:"keys"`
-	Ledger  LedgerConfig `mapstructure:"ledger"`
-	Ingest  IngestConfig `mapstructure:"ingest"`
-	Audit   AuditConfig  `mapstructure:"audit"`
-	SMTP    SMTPConfig   `mapstructure:"smtp"`
+	DataDir  string         `mapstructure:"data_dir"`
+	Log      LogConfig      `mapstructure:"log"`
+	Store    StoreConfig    `mapstructure:"store"`
+	Keys     KeysConfig     `mapstructure:"keys"`
+	Ledger   LedgerConfig   `mapstructure:"ledger"`
+	Ingest   IngestConfig   `mapstructure:"ingest"`
+	Audit    AuditConfig    `mapstructure:"audit"`
+	SMTP     SMTPConfig     `mapstructure:"smtp"`
+	IMAP     IMAPConfig     `mapstructure:"imap"`
+	Accounts AccountsConfig `mapstructure:"accounts"`
 
 	file string // the file it came from, if any
 }
@@ -258,6 +260,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.SMTP.Validate(); err != nil {
+		return err
+	}
+	if err := c.IMAP.Validate(); err != nil {
+		return err
+	}
+	if err := c.Accounts.Validate(); err != nil {
 		return err
 	}
 	return nil

@@ -47,6 +47,8 @@ func main() {
 		configCmd(),
 		keyCmd(),
 		auditCmd(),
+		userCmd(),
+		searchCmd(),
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)

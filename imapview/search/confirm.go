@@ -1,9 +1,12 @@
 package search
 
 import (
+	"context"
+	"io"
 	"strings"
 	"unicode"
 
+	"github.com/cairn-archive/cairn/archive"
 	"github.com/cairn-archive/cairn/archive/message"
 )
 
@@ -62,4 +65,27 @@ func Confirm(raw []byte, root *message.Part, phrases []Phrase) bool {
 		return false
 	}
 	return true
+}
+
+// ConfirmStored opens message seq of st and reports whether it contains
+// the phrases (Confirm). A message too large to check (MaxConfirmSize),
+// or that cannot be read, keeps its word match: true.
+func ConfirmStored(ctx context.Context, st *archive.Store, seq uint64, phrases []Phrase) bool {
+	m, err := st.OpenMessage(ctx, seq)
+	if err != nil {
+		return true
+	}
+	defer m.Close()
+	if m.Row.Size > MaxConfirmSize {
+		return true
+	}
+	raw := make([]byte, m.Row.Size)
+	if _, err := m.ReadAt(raw, 0); err != nil && err != io.EOF {
+		return true
+	}
+	root, err := message.Unmarshal(m.Row.Structure)
+	if err != nil {
+		root, _ = message.Parse(raw)
+	}
+	return Confirm(raw, root, phrases)
 }
