@@ -254,7 +254,9 @@ start_instance() {
 	local bin
 	bin="$(dovecot_bin)"
 	[ -n "$bin" ] || die "dovecot is not installed; run scripts/dovecot.sh install"
-	"$bin" -c "$dir/dovecot.conf" || die "dovecot did not start; see $dir/dovecot.log"
+	# The master daemonises: it must not keep the caller's stdout and
+	# stderr open (a caller reading them would wait for ever).
+	"$bin" -c "$dir/dovecot.conf" </dev/null >>"$dir/dovecot.log" 2>&1 || die "dovecot did not start; see $dir/dovecot.log"
 	local port i
 	port="$(port_of "$dir")"
 	for i in $(seq 1 100); do
@@ -270,14 +272,34 @@ stop_instance() {
 	local dir
 	dir="$(abs "$1")"
 	running "$dir" || return 0
-	local pid i
+	local pid i kids
 	pid="$(cat "$dir/run/master.pid")"
+	# The master's children (imap, imap-login, auth, ...). Dovecot 2.3
+	# leaves a running imap session alive after its master stops; a test of
+	# an outage needs every connection gone, so they are stopped too.
+	kids="$(descendants "$pid")"
 	"$(dovecot_bin)" -c "$dir/dovecot.conf" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+	[ -n "$kids" ] && kill $kids 2>/dev/null || true
 	for i in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	kill -9 "$pid" 2>/dev/null || true
+	for i in $(seq 1 50); do
+		alive=""
+		for k in $kids; do kill -0 "$k" 2>/dev/null && alive="$alive $k"; done
+		[ -z "$alive" ] && return 0
+		sleep 0.1
+	done
+	kill -9 $alive 2>/dev/null || true
+}
+
+descendants() {
+	local p c
+	for c in $(pgrep -P "$1" 2>/dev/null); do
+		echo "$c"
+		descendants "$c"
+	done
 }
 
 cmd="${1:-install}"

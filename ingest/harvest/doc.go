@@ -9,13 +9,12 @@
 // loopback, plain; certificates verified unless told otherwise; LOGIN with a
 // password from a file or an environment variable, or SASL XOAUTH2 /
 // OAUTHBEARER (RFC 7628) with a token from a file or a command). Each pass
-// lists the folders (LIST "" "*", RFC 9051 §6.3.9, with LIST-STATUS, RFC
-// 5819, where offered, so unchanged folders are not even opened), keeps
-// those the include/exclude patterns select (see ParsePattern), and for
-// each folder:
+// lists the folders (LIST "" "*", RFC 9051 §6.3.9), keeps those the
+// include/exclude patterns select (see ParsePattern), and for each folder:
 //
 //  1. opens it with EXAMINE, read-only (RFC 9051 §6.3.3), or SELECT in
-//     journal mode;
+//     journal mode; a folder whose UIDNEXT shows nothing above the cursor
+//     costs this one command;
 //  2. compares UIDVALIDITY with the folder's cursor; when it changed, the
 //     cursor restarts at 0 (RFC 9051 §2.3.1.1) and the folder is read again;
 //  3. fetches UIDs above the cursor in batches of Options.BatchSize with

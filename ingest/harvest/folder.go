@@ -22,9 +22,8 @@ import (
 
 // folderInfo is one folder as LIST returned it.
 type folderInfo struct {
-	name   string
-	delim  rune
-	status *imap.StatusData // from LIST-STATUS (RFC 5819), when offered
+	name  string
+	delim rune
 }
 
 // folderError marks an error that concerns one folder only: the session
@@ -131,15 +130,6 @@ func (fr *folderRun) run(ctx context.Context) error {
 	cur, err := st.cursor(ctx, src.Name, fr.f.name)
 	if err != nil {
 		return err
-	}
-	// LIST-STATUS (RFC 5819) told us UIDVALIDITY and UIDNEXT: a folder with
-	// nothing above the cursor is not even selected.
-	if s := fr.f.status; s != nil && s.UIDValidity != 0 && s.UIDValidity == cur.UIDValidity && s.UIDNext != 0 &&
-		uint32(s.UIDNext)-1 <= cur.LastUID {
-		if s.NumMessages != nil {
-			fr.messages = int64(*s.NumMessages)
-		}
-		return nil
 	}
 	c := fr.sess.c
 	// EXAMINE opens the folder read-only (RFC 9051 §6.3.3): nothing this
@@ -291,6 +281,7 @@ func (fr *folderRun) fetchWindow(ctx context.Context, w *window) error {
 		return err
 	}
 	set := imap.UIDSet{{Start: imap.UID(w.start), Stop: imap.UID(w.end)}}
+	fr.r.lg.Debug("harvest: fetch", "folder", fr.f.name, "uids", set.String())
 	err := fr.fetch(ctx, set, w)
 	if err == nil {
 		return nil
@@ -324,8 +315,20 @@ func (fr *folderRun) fetchSlow(ctx context.Context, w *window) error {
 		if w.got[uid] {
 			continue
 		}
+		// A message that failed MaxAttempts times is not fetched again: a
+		// server that drops the connection on it would never let the
+		// batch complete.
+		n, reason, err := fr.r.h.state.attempts(ctx, fr.r.src.Name, fr.f.name, fr.uv, uid)
+		if err != nil {
+			return err
+		}
+		if n >= fr.r.h.opts.MaxAttempts {
+			fr.add(w, &job{fr: fr, uid: uid, skip: fmt.Sprintf("could not be fetched after %d attempts: %s", n, reason)})
+			continue
+		}
 		set := imap.UIDSetNum(imap.UID(uid))
-		err := fr.fetch(ctx, set, w)
+		fr.r.lg.Debug("harvest: fetch one", "folder", fr.f.name, "uid", uid, "attempts", n)
+		err = fr.fetch(ctx, set, w)
 		if err == nil && !w.got[uid] {
 			// Nothing came back: expunged meanwhile. Nothing to archive.
 			continue
@@ -476,6 +479,7 @@ func (fr *folderRun) dispatch(ctx context.Context, w *window, j *job) error {
 		if err != nil {
 			return err
 		}
+		fr.r.progressed = true
 		if n >= limit {
 			j.skip = fmt.Sprintf("could not be fetched after %d attempts: %s", n, j.fetchErr)
 		} else {
@@ -544,6 +548,9 @@ func (fr *folderRun) finalize(ctx context.Context, w *window) error {
 	if to == 0 {
 		to = max(w.maxUID, w.start-1)
 	}
+	// Only a settled batch reports skips: in a partial or held one the
+	// cursor stays before them, so they come round again.
+	settled := !w.partial && !w.hold
 	var firstErr error
 	var archived []uint32
 	for _, j := range w.jobs {
@@ -568,6 +575,7 @@ func (fr *folderRun) finalize(ctx context.Context, w *window) error {
 			}
 		case firstErr != nil:
 			// Beyond the first failure nothing is settled.
+		case !settled:
 		case j.skip != "" || errors.Is(j.err, ingest.ErrRefused):
 			reason := j.skip
 			if reason == "" {
@@ -608,6 +616,9 @@ func (fr *folderRun) finalize(ctx context.Context, w *window) error {
 		}
 	}
 	fr.pass.add(&p)
+	if to >= w.start {
+		fr.r.progressed = true
+	}
 	if err := fr.r.h.state.advance(context.WithoutCancel(ctx), fr.r.src.Name, fr.f.name, cursor{fr.uv, to}, &p); err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func TestOnceArchivesEveryFolderAndThenNothing(t *testing.T) {
 			t.Errorf("uid %d has flags %v after harvesting", uid, flags)
 		}
 	}
-	// Second pass: nothing new, and with LIST-STATUS not a single Archive call.
+	// Second pass: nothing new, not a single Archive call.
 	calls := a.calls
 	res = runOnce(t, h)
 	if res[0].Err != nil || res[0].Archived != 0 || a.calls != calls {

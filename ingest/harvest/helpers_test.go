@@ -308,7 +308,11 @@ func newTestHarvester(t testing.TB, a ingest.Archiver, opts Options, sources ...
 		opts.Timeout = 5 * time.Second
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		var w io.Writer = io.Discard
+		if os.Getenv("CAIRN_TEST_LOG") != "" {
+			w = os.Stderr
+		}
+		opts.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	h, err := New(context.Background(), opts)
 	if err != nil {

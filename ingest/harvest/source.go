@@ -32,6 +32,8 @@ type sourceRun struct {
 
 	passProgress progress
 	passFolders  []FolderError
+	// progressed is set when a cursor moved or a failed fetch was counted.
+	progressed bool
 }
 
 // FolderError is one folder's failure in a pass.
@@ -94,8 +96,9 @@ func (r *sourceRun) loop(ctx context.Context, once bool) PassResult {
 	defer stop()
 	failures := 0
 	for {
-		r.passProgress = progress{}
+		// In once mode the result covers every session of the pass.
 		r.passFolders = nil
+		r.progressed = false
 		passes, err := r.session(ctx, once)
 		if ctx.Err() != nil {
 			return r.result(ctx.Err())
@@ -103,7 +106,11 @@ func (r *sourceRun) loop(ctx context.Context, once bool) PassResult {
 		if err == nil && once {
 			return r.result(nil)
 		}
-		if passes > 0 {
+		if passes > 0 || r.progressed {
+			// A session that got somewhere (a pass, a batch, a message
+			// counted against its attempts) is not part of a run of
+			// failures: a message that breaks the connection needs
+			// MaxAttempts sessions before it is skipped.
 			failures = 0
 		}
 		failures++
@@ -213,16 +220,13 @@ func (r *sourceRun) pass(ctx context.Context, sess *session) error {
 }
 
 // list returns the harvested folders: every selectable folder that the
-// Selector takes, with its STATUS when the server offers LIST-STATUS.
+// Selector takes.
 func (r *sourceRun) list(sess *session) ([]folderInfo, error) {
-	opts := &imap.ListOptions{}
-	if sess.caps.Has(imap.CapListStatus) {
-		// RFC 5819: STATUS of every folder in the LIST response, so that
-		// unchanged folders need no SELECT.
-		opts.ReturnStatus = &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true}
-	}
-	// RFC 9051 §6.3.9: "*" lists every level.
-	boxes, err := sess.c.List("", "*", opts).Collect()
+	// RFC 9051 §6.3.9: "*" lists every level. LIST-STATUS (RFC 5819) would
+	// save a SELECT per unchanged folder, but Dovecot 2.3 answers it from
+	// its mailbox list index, which lags mail appended by other sessions
+	// by seconds: a pass would miss new mail. SELECT is authoritative.
+	boxes, err := sess.c.List("", "*", nil).Collect()
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +254,7 @@ func (r *sourceRun) list(sess *session) ([]folderInfo, error) {
 		if !r.sel.Match(b.Mailbox, b.Delim) {
 			continue
 		}
-		f := folderInfo{name: b.Mailbox, delim: b.Delim, status: b.Status}
+		f := folderInfo{name: b.Mailbox, delim: b.Delim}
 		out = append(out, f)
 		if canon == idleCanon {
 			fc := f

@@ -293,6 +293,18 @@ func (st *State) attempt(ctx context.Context, source, folder string, uidValidity
 	return n, wrapState(err)
 }
 
+// attempts returns how often a message failed to be fetched, and why.
+func (st *State) attempts(ctx context.Context, source, folder string, uidValidity, uid uint32) (int, string, error) {
+	var n int
+	var reason string
+	err := st.db.QueryRowContext(ctx, `SELECT attempts, last_error FROM attempts WHERE source = ? AND folder = ? AND uidvalidity = ? AND uid = ?`,
+		source, folder, uidValidity, uid).Scan(&n, &reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	return n, reason, wrapState(err)
+}
+
 // folderSeen records a folder pass: the message count the server reported
 // and the pass's error ("" clears the last error's being current, but the
 // text and time stay for the status).
