@@ -9,6 +9,9 @@
 //	go test -tags integration -count=1 -v ./cmd/cairn/e2e
 //	CAIRN_E2E_LOAD=20000 go test -tags integration -count=1 -run Load -v ./cmd/cairn/e2e
 //
+// CAIRN_E2E_KEEP=DIR keeps the data folder, config and serve logs of a
+// failed test under DIR.
+//
 // The tests fail, never skip, when a tool they need is missing: they install
 // Postfix's programs with scripts/postfix.sh and start their own versitygw
 // with scripts/s3-server.sh (both need root on Debian). Every process they
@@ -274,8 +277,31 @@ func (in *instance) kill9() {
 
 func (in *instance) cleanup() {
 	in.kill9()
-	if in.t.Failed() {
-		in.t.Logf("cairn serve log (last start):\n%s", tail(in.log(), 60))
+	if !in.t.Failed() {
+		return
+	}
+	// The per-message lines would drown the rest: show the others.
+	for i, p := range in.logs {
+		b, _ := os.ReadFile(p)
+		var other []string
+		archived := 0
+		for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+			if strings.Contains(l, `msg="smtp: archived"`) {
+				archived++
+			} else {
+				other = append(other, l)
+			}
+		}
+		if len(other) > 80 {
+			other = append(other[:40], append([]string{fmt.Sprintf("... %d lines ...", len(other)-80)}, other[len(other)-40:]...)...)
+		}
+		in.t.Logf("cairn serve log, start %d (%d \"smtp: archived\" lines left out):\n%s", i+1, archived, strings.Join(other, "\n"))
+	}
+	if keep := os.Getenv("CAIRN_E2E_KEEP"); keep != "" {
+		dst := filepath.Join(keep, strings.ReplaceAll(in.t.Name(), "/", "_"))
+		if err := exec.Command("cp", "-a", in.dir, dst).Run(); err == nil {
+			in.t.Logf("archive, config and logs kept in %s", dst)
+		}
 	}
 }
 
