@@ -31,6 +31,7 @@ type Config struct {
 	SMTP     SMTPConfig     `mapstructure:"smtp"`
 	IMAP     IMAPConfig     `mapstructure:"imap"`
 	Accounts AccountsConfig `mapstructure:"accounts"`
+	Harvest  HarvestConfig  `mapstructure:"harvest"`
 
 	file string // the file it came from, if any
 }
@@ -266,6 +267,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Accounts.Validate(); err != nil {
+		return err
+	}
+	if err := c.Harvest.Validate(); err != nil {
 		return err
 	}
 	return nil

@@ -49,6 +49,7 @@ func main() {
 		auditCmd(),
 		userCmd(),
 		searchCmd(),
+		harvestCmd(),
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)

@@ -384,61 +384,71 @@ func (st *State) setConnected(ctx context.Context, source string, on bool) error
 // SourceStatus is the state of one source, for `cairn harvest status` and
 // metrics.
 type SourceStatus struct {
-	Name, Host, User string
+	Name string `json:"name"`
+	Host string `json:"host"`
+	User string `json:"user"`
 	// Configured is false for a source found in the state database but no
 	// longer in the configuration.
-	Configured bool
-	Disabled   bool
+	Configured bool `json:"configured"`
+	Disabled   bool `json:"disabled,omitempty"`
 	// Connected is true while a harvester holds a session to the server.
-	Connected bool
+	Connected bool `json:"connected"`
 	// LastStart and LastEnd bound the newest pass over every folder;
 	// LastSuccess is the end of the newest pass that completed.
-	LastStart, LastEnd, LastSuccess time.Time
+	LastStart   time.Time `json:"last_start"`
+	LastEnd     time.Time `json:"last_end"`
+	LastSuccess time.Time `json:"last_success"`
 	// LastError and LastErrorAt describe the newest failure (kept after
 	// recovery, so an outage stays visible); Failures counts consecutive
 	// failed attempts (0 once a pass succeeds), Errors every failure.
-	LastError   string
-	LastErrorAt time.Time
-	Failures    int64
-	Errors      int64
-	Folders     []FolderStatus
+	LastError   string         `json:"last_error,omitempty"`
+	LastErrorAt time.Time      `json:"last_error_at"`
+	Failures    int64          `json:"failures"`
+	Errors      int64          `json:"errors"`
+	Folders     []FolderStatus `json:"folders"`
 }
 
 // FolderStatus is the state of one folder of a source.
 type FolderStatus struct {
-	Name string
+	Name string `json:"name"`
 	// Present is false when the folder was not in the newest LIST.
-	Present bool
+	Present bool `json:"present"`
 	// UIDValidity and LastUID are the cursor: every message up to LastUID
 	// has been archived (or skipped and reported).
-	UIDValidity uint32
-	LastUID     uint32
+	UIDValidity uint32 `json:"uidvalidity"`
+	LastUID     uint32 `json:"last_uid"`
 	// Messages is the message count the server reported at the last run.
-	Messages int64
+	Messages int64 `json:"messages"`
 	// Archived counts new deliveries recorded (Duplicates of them had
 	// bytes already archived); Replayed messages were already recorded
 	// (after a crash, a UIDVALIDITY change, or a byte-identical copy in the
 	// folder); Skipped were not archived and are reported; Malformed were
 	// archived with MIME problems; Removed were expunged or moved in
 	// journal mode. Bytes is the size of Archived messages.
-	Archived, Duplicates, Replayed, Skipped, Malformed, Removed, Bytes int64
+	Archived   int64 `json:"archived"`
+	Duplicates int64 `json:"duplicates"`
+	Replayed   int64 `json:"replayed"`
+	Skipped    int64 `json:"skipped"`
+	Malformed  int64 `json:"malformed"`
+	Removed    int64 `json:"removed"`
+	Bytes      int64 `json:"bytes"`
 	// Resets counts UIDVALIDITY changes.
-	Resets      int64
-	LastRun     time.Time
-	LastError   string
-	LastErrorAt time.Time
+	Resets      int64     `json:"resets"`
+	LastRun     time.Time `json:"last_run"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at"`
 }
 
 // Report is one skipped or malformed message.
 type Report struct {
-	At          time.Time
-	Source      string
-	Folder      string
-	UIDValidity uint32
-	UID         uint32
-	Kind        string
-	Seq         int64 // ledger seq of the delivery, or -1
-	Detail      string
+	At          time.Time `json:"at"`
+	Source      string    `json:"source"`
+	Folder      string    `json:"folder"`
+	UIDValidity uint32    `json:"uidvalidity"`
+	UID         uint32    `json:"uid"`
+	Kind        string    `json:"kind"`
+	Seq         int64     `json:"seq"` // ledger seq of the delivery, or -1
+	Detail      string    `json:"detail"`
 }
 
 // Status returns every source in the database with its folders, sorted
