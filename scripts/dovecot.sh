@@ -133,6 +133,13 @@ write_instance() {
 	[ "$(id -u)" = 0 ] || die "instance: must run as root (Dovecot's master needs it)"
 	dir="$(abs "$dir")"
 	chmod 0755 "$dir"
+	# Dovecot's auth and mail processes run as other users: every folder
+	# above DIR must let them through.
+	local p="$dir"
+	while [ "$p" != / ]; do
+		p="$(dirname "$p")"
+		[ "$(( 0$(stat -c %a "$p") & 01 ))" != 0 ] || die "instance: $p is not searchable by other users (chmod o+x it), so Dovecot cannot reach $dir"
+	done
 	mkdir -p "$dir/run" "$dir/state" "$dir/mail"
 	chmod 0755 "$dir/run" "$dir/state" "$dir/mail"
 	chown "$(mail_uid):$(mail_gid)" "$dir/mail"

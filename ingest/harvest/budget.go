@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// budget bounds the message bytes a source holds at once: the reader takes
+// budget bounds the message bytes the harvester holds at once: a reader takes
 // a message's size before reading it and the worker gives it back once the
 // archive answered. So memory stays flat however large the mailbox is, and
 // however many large messages arrive in a row.

@@ -20,7 +20,8 @@
 //  3. fetches UIDs above the cursor in batches of Options.BatchSize with
 //     UID FETCH (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]): PEEK never
 //     sets \Seen (RFC 9051 §6.4.5). Messages are streamed to Options.Workers
-//     concurrent Archive calls while the next batch is fetched;
+//     concurrent Archive calls (shared by all sources) while the next batch
+//     is fetched;
 //  4. once every message of a batch has its receipt, removes them in
 //     journal mode (UID EXPUNGE, RFC 4315, or UID MOVE, RFC 6851) and then
 //     advances the cursor.
@@ -52,9 +53,9 @@
 //     A batch during which the connection broke is fetched message by
 //     message the next time, to find a message that kills the server.
 //   - One failing source never stops the others: each runs on its own.
-//   - Memory is bounded whatever the mailbox size: message bytes held by a
-//     source (read and not yet archived) never exceed Options.MemoryBudget,
-//     and per batch only UIDs and receipts are kept.
+//   - Memory is bounded whatever the mailbox size: message bytes held (read
+//     and not yet archived, over all sources) never exceed
+//     Options.MemoryBudget, and per batch only UIDs and receipts are kept.
 //   - The harvester never changes a mailbox outside journal mode, and in
 //     journal mode never issues a plain EXPUNGE, which would also remove
 //     mail another client marked \Deleted.

@@ -10,6 +10,10 @@ import (
 type Harvester struct {
 	opts  Options
 	state *State
+	// Shared by every source of a Run or RunOnce: the archive workers take
+	// jobs from jobs; budget bounds the message bytes held in all.
+	budget *budget
+	jobs   chan *job
 }
 
 // New opens the state database and checks the options. Close it when done.
@@ -22,7 +26,7 @@ func New(ctx context.Context, opts Options) (*Harvester, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Harvester{opts: opts, state: st}
+	h := &Harvester{opts: opts, state: st, budget: newBudget(opts.MemoryBudget)}
 	for i := range opts.Sources {
 		s := &h.opts.Sources[i]
 		reset, err := st.registerSource(ctx, s)
@@ -36,6 +40,26 @@ func New(ctx context.Context, opts Options) (*Harvester, error) {
 		}
 	}
 	return h, nil
+}
+
+// startWorkers starts the archive workers; the returned func stops them
+// once no source dispatches any more.
+func (h *Harvester) startWorkers(ctx context.Context) (stop func()) {
+	h.jobs = make(chan *job)
+	var wg sync.WaitGroup
+	for i := 0; i < h.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range h.jobs {
+				j.fr.r.archive(ctx, j)
+			}
+		}()
+	}
+	return func() {
+		close(h.jobs)
+		wg.Wait()
+	}
 }
 
 // Close closes the state database. Run and RunOnce must have returned.
@@ -73,12 +97,15 @@ func (h *Harvester) selected(names []string) ([]*Source, error) {
 
 // Run harvests the named sources (every enabled source when none is named)
 // until ctx ends, each on its own: a source that fails is retried with
-// backoff and never stops the others. It returns nil when ctx ends.
+// backoff and never stops the others. It returns nil when ctx ends. Run and
+// RunOnce must not overlap.
 func (h *Harvester) Run(ctx context.Context, names ...string) error {
 	srcs, err := h.selected(names)
 	if err != nil {
 		return err
 	}
+	stop := h.startWorkers(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	for _, s := range srcs {
 		wg.Add(1)
@@ -100,6 +127,8 @@ func (h *Harvester) RunOnce(ctx context.Context, names ...string) ([]PassResult,
 	if err != nil {
 		return nil, err
 	}
+	stop := h.startWorkers(ctx)
+	defer stop()
 	out := make([]PassResult, len(srcs))
 	var wg sync.WaitGroup
 	for i, s := range srcs {

@@ -121,7 +121,7 @@ type Source struct {
 // Defaults.
 const (
 	DefaultPollInterval   = 5 * time.Minute
-	DefaultWorkers        = 16
+	DefaultWorkers        = 128
 	DefaultBatchSize      = 500
 	DefaultMaxMessageSize = 50 << 20
 	DefaultMinBackoff     = time.Second
@@ -273,8 +273,11 @@ type Options struct {
 	StatePath string
 	// Sources to harvest.
 	Sources []Source
-	// Workers is the number of messages of one source archived at once;
-	// default DefaultWorkers. The archive's durable writes scale with it.
+	// Workers is the number of messages archived at once, over all
+	// sources; default DefaultWorkers. The archive's durable writes and
+	// group commits scale with it: on the reference machine, harvesting
+	// Dovecot into the filesystem store ran at ~470 msgs/s with 16, ~740
+	// with 64 and ~1,000 with 128 (bench/harvest).
 	Workers int
 	// BatchSize is the number of UIDs in one UID FETCH; default
 	// DefaultBatchSize. The cursor advances once per batch.
@@ -283,9 +286,9 @@ type Options struct {
 	// reported and skipped (the archive would refuse them). Default
 	// DefaultMaxMessageSize.
 	MaxMessageSize int64
-	// MemoryBudget bounds the message bytes one source holds at once
-	// (fetched and not yet archived); default DefaultMemoryBudget, and at
-	// least MaxMessageSize.
+	// MemoryBudget bounds the message bytes held at once, over all
+	// sources (fetched and not yet archived); default DefaultMemoryBudget,
+	// and at least MaxMessageSize.
 	MemoryBudget int64
 	// MinBackoff and MaxBackoff bound the wait before reconnecting after a
 	// failure; it doubles from MinBackoff on each consecutive failure.

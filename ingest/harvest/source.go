@@ -19,8 +19,8 @@ type sourceRun struct {
 	sel       *Selector
 	lg        *slog.Logger
 	custodian string
-	budget    *budget
-	jobs      chan *job
+	budget    *budget   // the Harvester's
+	jobs      chan *job // the Harvester's workers take from it
 	// moveTo is the server's name of Source.MoveTo, resolved at each pass.
 	moveTo string
 	// fragile maps a folder to the first UID of a batch during which the
@@ -61,30 +61,9 @@ func newSourceRun(h *Harvester, src *Source) *sourceRun {
 		sel:       sel,
 		lg:        h.opts.Logger.With("source", src.Name),
 		custodian: src.custodian(),
-		budget:    newBudget(h.opts.MemoryBudget),
+		budget:    h.budget,
+		jobs:      h.jobs,
 		fragile:   make(map[string]uint32),
-	}
-}
-
-// startWorkers starts the archive workers; stop them by closing r.jobs
-// after the last dispatch.
-func (r *sourceRun) startWorkers(ctx context.Context) (stop func()) {
-	r.jobs = make(chan *job)
-	done := make(chan struct{})
-	n := r.h.opts.Workers
-	for i := 0; i < n; i++ {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for j := range r.jobs {
-				r.archive(ctx, j)
-			}
-		}()
-	}
-	return func() {
-		close(r.jobs)
-		for i := 0; i < n; i++ {
-			<-done
-		}
 	}
 }
 
@@ -92,8 +71,6 @@ func (r *sourceRun) startWorkers(ctx context.Context) (stop func()) {
 // folder completes (once true). Failures are retried with backoff; in once
 // mode at most MaxAttempts times in a row.
 func (r *sourceRun) loop(ctx context.Context, once bool) PassResult {
-	stop := r.startWorkers(ctx)
-	defer stop()
 	failures := 0
 	for {
 		// In once mode the result covers every session of the pass.
