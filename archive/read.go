@@ -72,6 +72,15 @@ func (s *Store) OpenMessage(ctx context.Context, seq uint64) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.OpenMessageRow(ctx, m)
+}
+
+// OpenMessageRow is OpenMessage for a caller that has read the message's
+// index row already (the IMAP view reads rows a batch at a time). It uses
+// Seq, State, Size, Object, KeyObject and ObjectSize; the returned
+// Message's Row is m.
+func (s *Store) OpenMessageRow(ctx context.Context, m *index.MessageRow) (*Message, error) {
+	seq := m.Seq
 	if m.State != index.StateActive {
 		return nil, fmt.Errorf("%w: message %d was %s", ErrUnreadable, seq, stateName(m.State))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/cairn-archive/cairn/archive"
+	"github.com/cairn-archive/cairn/archive/index"
 	"github.com/cairn-archive/cairn/archive/message"
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/auth"
@@ -98,12 +99,16 @@ type row struct {
 	received  int64
 	root      *message.Part
 	flags     []string
+	ix        index.MessageRow // what OpenMessageRow needs (with needs.body)
 }
 
 // loadRows reads the index rows of msgs: header and structure only when
 // needed.
-func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needStructure bool) (map[int64]*row, error) {
+func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needStructure, needObject bool) (map[int64]*row, error) {
 	cols := "m.seq, m.size, d.received_at"
+	if needObject {
+		cols += ", m.state, m.object, m.key_object, m.object_size"
+	}
 	if needHeader {
 		cols += ", m.header"
 	}
@@ -120,6 +125,9 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needSt
 	for rows.Next() {
 		r := &row{}
 		dest := []any{&r.seq, &r.size, &r.received}
+		if needObject {
+			dest = append(dest, &r.ix.State, &r.ix.Object, &r.ix.KeyObject, &r.ix.ObjectSize)
+		}
 		if needHeader {
 			dest = append(dest, &r.header)
 		}
@@ -138,6 +146,7 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needSt
 			}
 			r.root = root
 		}
+		r.ix.Seq, r.ix.Size = uint64(r.seq), r.size
 		out[r.seq] = r
 	}
 	return out, rows.Err()
@@ -283,6 +292,14 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 	nd := fetchNeeds(options, sel.readOnly)
 	parts := fetchParts(options)
+	// Recorded ahead with a pipelined burst, or record the burst behind it
+	// now (pipeline.go).
+	recorded := s.preAudited(numSet, parts)
+	if _, isUID := numSet.(imap.UIDSet); isUID && !recorded {
+		if err := s.recordPipelined(ctx, parts); err != nil {
+			return s.fail("fetch", err)
+		}
+	}
 	var skipped error
 	err = sel.each(ctx, ranges, fetchBatch, func(ms []member, seqs []int64) error {
 		msgs := make([]int64, len(ms))
@@ -291,7 +308,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for i, m := range ms {
 			msgs[i], uids[i], ledger[i] = m.msg, uint64(m.key+1), uint64(m.msg)
 		}
-		rows, err := s.loadRows(ctx, msgs, nd.header, nd.structure)
+		rows, err := s.loadRows(ctx, msgs, nd.header, nd.structure, nd.body)
 		if err != nil {
 			return err
 		}
@@ -300,12 +317,14 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				return err
 			}
 		}
-		ev := s.event(audit.ActionFetch, audit.OutcomeSuccess)
-		ev.Target = audit.Target{Folder: sel.f.name, UIDValidity: s.srv.uidValidity, UIDs: audit.FormatSet(uids)}
-		ev.Details = audit.Details{Parts: parts, Count: int64(len(ms))}
-		setLedger(&ev, ledger)
-		if err := s.record(ctx, ev); err != nil {
-			return err
+		if !recorded {
+			ev := s.event(audit.ActionFetch, audit.OutcomeSuccess)
+			ev.Target = audit.Target{Folder: sel.f.name, UIDValidity: s.srv.uidValidity, UIDs: audit.FormatSet(uids)}
+			ev.Details = audit.Details{Parts: parts, Count: int64(len(ms))}
+			setLedger(&ev, ledger)
+			if err := s.record(ctx, ev); err != nil {
+				return err
+			}
 		}
 		changed := map[int64]bool{}
 		if nd.seen {
@@ -313,13 +332,23 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				return err
 			}
 		}
+		var pf *prefetcher
+		if nd.body {
+			pf = s.prefetch(ctx, ms, rows)
+			defer pf.close()
+		}
 		for i, m := range ms {
 			r := rows[m.msg]
 			if r == nil {
 				skipped = errExpungeIssued
 				continue
 			}
-			if err := s.fetchOne(ctx, w, options, nd, seqs[i], m, r, changed[m.msg]); err != nil {
+			var opened *archive.Message
+			var openErr error
+			if pf != nil {
+				opened, openErr = pf.take(i)
+			}
+			if err := s.fetchOne(ctx, w, options, nd, seqs[i], m, r, changed[m.msg], opened, openErr); err != nil {
 				var ie *imap.Error
 				if errors.As(err, &ie) || errors.Is(err, archive.ErrUnreadable) || errors.Is(err, message.ErrUnknownEncoding) {
 					skipped = err
@@ -483,10 +512,14 @@ func binarySize(r *row, path []int, ra io.ReaderAt) (int64, error) {
 }
 
 // fetchOne writes one message's FETCH response.
-func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, o *imap.FetchOptions, nd needs, seq int64, m member, r *row, flagsChanged bool) error {
-	// Open the message before the response starts, so that a message that
-	// cannot be read is left out instead of cutting a response short.
-	var msg *archive.Message
+func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, o *imap.FetchOptions, nd needs, seq int64, m member, r *row, flagsChanged bool,
+	msg *archive.Message, openErr error) error {
+	// The message was opened (by the prefetcher) before the response
+	// starts, so that one that cannot be read is left out instead of
+	// cutting a response short.
+	if openErr != nil {
+		return openErr
+	}
 	open := func() (io.ReaderAt, error) {
 		if msg != nil {
 			return msg, nil
@@ -500,11 +533,6 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, o *im
 			msg.Close()
 		}
 	}()
-	if nd.body {
-		if _, err := open(); err != nil {
-			return err
-		}
-	}
 	// Sections and BINARY sizes are worked out before the response starts.
 	secs := make([]section, len(o.BodySection))
 	for i, b := range o.BodySection {

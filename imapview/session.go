@@ -32,7 +32,8 @@ type session struct {
 	user    *auth.User
 	viewer  *viewer
 	sel     *view
-	checked time.Time // when the account was last checked to be enabled
+	checked time.Time      // when the account was last checked to be enabled
+	ahead   map[string]int // UID FETCHes recorded ahead (pipeline.go)
 }
 
 var (
@@ -210,7 +211,7 @@ func (s *session) Unsubscribe(mailbox string) error { return errNoSubscriptionCh
 
 // Unselect leaves the folder; nothing is removed (RFC 3691).
 func (s *session) Unselect() error {
-	s.sel = nil
+	s.sel, s.ahead = nil, nil
 	return nil
 }
 
@@ -220,7 +221,7 @@ func (s *session) Unselect() error {
 func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	ctx, cancel := s.command()
 	defer cancel()
-	s.sel = nil
+	s.sel, s.ahead = nil, nil
 	f, err := parseFolder(mailbox)
 	if err != nil {
 		return nil, errNonexistent

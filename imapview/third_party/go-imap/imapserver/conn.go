@@ -89,6 +89,19 @@ func (c *Conn) Bye(text string) error {
 	return closeErr
 }
 
+// Pipelined returns a copy of the input the client has sent and the server
+// has not read yet: commands pipelined behind the one being handled. It
+// must be called from a Session method (the connection's goroutine), and
+// never consumes anything. (cairn patch 8)
+func (c *Conn) Pipelined() []byte {
+	n := c.br.Buffered()
+	if n == 0 {
+		return nil
+	}
+	b, _ := c.br.Peek(n)
+	return append([]byte(nil), b...)
+}
+
 func (c *Conn) EnabledCaps() imap.CapSet {
 	c.mutex.Lock()
 	defer c.mutex.Unlock()
