@@ -1,21 +1,5 @@
 //go:build integration
 
-// Package e2e checks issue 3 end to end: the cairn binary, built once, runs
-// `cairn serve` as a child process on free 127.0.0.1 ports, real clients
-// (Postfix, smtp-source, smtptest.Load, raw sockets) deliver to it, and the
-// archive is then read the way an auditor would, through `cairn cat`,
-// `cairn verify --full` and the SQLite index.
-//
-//	go test -tags integration -count=1 -v ./cmd/cairn/e2e
-//	CAIRN_E2E_LOAD=20000 go test -tags integration -count=1 -run Load -v ./cmd/cairn/e2e
-//
-// CAIRN_E2E_KEEP=DIR keeps the data folder, config and serve logs of a
-// failed test under DIR.
-//
-// The tests fail, never skip, when a tool they need is missing: they install
-// Postfix's programs with scripts/postfix.sh and start their own versitygw
-// with scripts/s3-server.sh (both need root on Debian). Every process they
-// start (cairn serve, Postfix, versitygw) is stopped when the test ends.
 package e2e
 
 import (
