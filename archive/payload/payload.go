@@ -42,6 +42,10 @@ const (
 	maxFrames      = 1 << 20
 )
 
+// smallObject is the largest plaintext Open reads whole into memory: one
+// age STREAM chunk.
+const smallObject = 64 << 10
+
 // ErrFormat is returned (wrapped) when an object is not a valid payload.
 var ErrFormat = errors.New("payload: malformed object")
 
@@ -130,6 +134,17 @@ func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader,
 	}
 	if plainSize < 8+footerSize {
 		return nil, fmt.Errorf("%w: %d plaintext bytes", ErrFormat, plainSize)
+	}
+	// Most messages fit one age chunk: read the plaintext once and serve
+	// the footer, the seek table and the frames from memory. Each ReadAt
+	// into age allocates a 64 KiB chunk buffer, which is most of what
+	// reading a small message costs (garbage collection included).
+	if plainSize <= smallObject {
+		whole := make([]byte, plainSize)
+		if err := readAt(plain, whole, 0); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+		}
+		plain = bytes.NewReader(whole)
 	}
 	var foot [footerSize]byte
 	if err := readAt(plain, foot[:], plainSize-footerSize); err != nil {
