@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -611,20 +612,27 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, o *im
 	return nil
 }
 
+// copyBufs are the buffers body literals are copied through: a FETCH of
+// thousands of bodies allocates none.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // copyExactly writes n bytes of src to the literal wc and closes it. If src
 // fails or ends early, the rest is padded with zero bytes so that the
 // response stays well-formed; the error is returned (the command then ends
 // NO).
 func copyExactly(wc io.WriteCloser, src io.Reader, n int64) error {
-	k, err := io.Copy(wc, io.LimitReader(src, n))
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	k, err := io.CopyBuffer(wc, io.LimitReader(src, n), buf)
 	if k < n {
 		if err == nil {
 			err = io.ErrUnexpectedEOF
 		}
-		pad := make([]byte, 32<<10)
+		clear(buf)
 		for k < n {
-			c := min(int64(len(pad)), n-k)
-			if _, werr := wc.Write(pad[:c]); werr != nil {
+			c := min(int64(len(buf)), n-k)
+			if _, werr := wc.Write(buf[:c]); werr != nil {
 				break
 			}
 			k += c

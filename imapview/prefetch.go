@@ -12,8 +12,11 @@ import (
 // FETCH of bodies costs at most a few MiB whatever the folder's size.
 const prefetchWindow = 8
 
+// prefetchWorkers open messages in parallel.
+const prefetchWorkers = 2
+
 // prefetcher opens the messages of a FETCH batch ahead of the writer, a
-// window at a time, in parallel: key unwrapping, decryption and
+// window at a time, with a few workers: key unwrapping, decryption and
 // decompression of the first frame overlap with sending the previous
 // messages.
 type prefetcher struct {
@@ -36,23 +39,29 @@ func (s *session) prefetch(ctx context.Context, ms []member, rows map[int64]*row
 		p.res[i] = make(chan opened, 1)
 	}
 	st := s.srv.opts.Store
-	p.wg.Add(1)
+	todo := make(chan int, prefetchWindow)
+	p.wg.Add(1 + prefetchWorkers)
 	go func() {
 		defer p.wg.Done()
-		for i, m := range ms {
+		defer close(todo)
+		for i := range ms {
 			select {
 			case p.window <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
-			r := rows[m.msg]
-			if r == nil {
-				p.res[i] <- opened{}
-				continue
-			}
-			p.wg.Add(1)
-			go func(i int, r *row) {
-				defer p.wg.Done()
+			todo <- i
+		}
+	}()
+	for range prefetchWorkers {
+		go func() {
+			defer p.wg.Done()
+			for i := range todo {
+				r := rows[ms[i].msg]
+				if r == nil || ctx.Err() != nil {
+					p.res[i] <- opened{err: ctx.Err()}
+					continue
+				}
 				ix := r.ix
 				msg, err := st.OpenMessageRow(ctx, &ix)
 				if err == nil && msg.Size() > 0 {
@@ -60,9 +69,9 @@ func (s *session) prefetch(ctx context.Context, ms []member, rows map[int64]*row
 					msg.ReadAt(b[:], 0) // decode the first frame here, in parallel
 				}
 				p.res[i] <- opened{msg, err}
-			}(i, r)
-		}
-	}()
+			}
+		}()
+	}
 	return p
 }
 
@@ -78,13 +87,21 @@ func (p *prefetcher) take(i int) (*archive.Message, error) {
 // close stops opening ahead and closes what was opened but not taken.
 func (p *prefetcher) close() {
 	p.cancel()
-	// Let the producer finish: free the window so it is never stuck.
+	done := make(chan struct{})
 	go func() {
-		for range p.window {
-		}
+		p.wg.Wait()
+		close(done)
 	}()
-	p.wg.Wait()
-	close(p.window)
+	// Free the window until the producer and workers are gone, so that
+	// none of them is stuck.
+	for {
+		select {
+		case <-p.window:
+			continue
+		case <-done:
+		}
+		break
+	}
 	for i, c := range p.res {
 		if p.taken[i] {
 			continue
