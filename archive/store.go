@@ -59,6 +59,11 @@ type Options struct {
 	ReadOnly bool
 	// Holds, if set, is asked before every disposal and erasure.
 	Holds HoldChecker
+	// OnIndexed, if set, is called after each group commit is indexed,
+	// with the last entry's seq: new messages and deliveries are then
+	// visible to index readers (retention sets their S3 Object Locks). It
+	// runs on the commit path: it must return at once (signal a worker).
+	OnIndexed func(last uint64)
 }
 
 // Store is the archive. Archive is safe for concurrent use.
@@ -431,12 +436,22 @@ func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelo
 	objSHA := sha256.Sum256(obj.Bytes())
 
 	var objKey, keyKey string
+	tries := 0
 	for gen := uint32(0); ; gen++ {
-		if gen == 16 {
-			return fmt.Errorf("archive: no free object name for %x after 16 tries", sha[:8])
+		if tries == 16 || gen == 1<<16 {
+			return fmt.Errorf("archive: no free object name for %x after %d tries", sha[:8], tries)
 		}
 		objKey = s.objectName("messages", sha, gen)
 		keyKey = s.objectName("keys", sha, gen)
+		// The same bytes disposed or erased before keep their names (a
+		// key object under them would make that tombstone look undone);
+		// they do not count as tries.
+		if used, err := s.index.ObjectNamesUsed(ctx, objKey, keyKey); err != nil {
+			return err
+		} else if used {
+			continue
+		}
+		tries++
 		wrapped := s.keys.WrapMessageKey(mk, objKey)
 		// The key object first: a message object never exists without
 		// its key, so an orphan found later is at worst an unused key.
