@@ -182,6 +182,9 @@ func (s *Store) indexBatch(ib *indexed) {
 		return
 	}
 	failAll(ib.batch, nil)
+	if s.opts.OnIndexed != nil {
+		s.opts.OnIndexed(ib.last)
+	}
 	if ib.hasText {
 		select {
 		case s.ftsKick <- struct{}{}:
