@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -435,29 +436,27 @@ func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelo
 	}
 	objSHA := sha256.Sum256(obj.Bytes())
 
+	// The generation in the name is random: names stay keyed hashes, and
+	// bytes archived again after their earlier copy was disposed or erased
+	// never land on the tombstoned message's names (a key object there would
+	// make the erasure look undone), without a lookup per message. A name
+	// already taken (an attempt that never committed) just draws again.
 	var objKey, keyKey string
-	tries := 0
-	for gen := uint32(0); ; gen++ {
-		if tries == 16 || gen == 1<<16 {
-			return fmt.Errorf("archive: no free object name for %x after %d tries", sha[:8], tries)
+	for try := 0; ; try++ {
+		if try == 16 {
+			return fmt.Errorf("archive: no free object name for %x after %d tries", sha[:8], try)
 		}
+		var g [4]byte
+		rand.Read(g[:])
+		gen := binary.BigEndian.Uint32(g[:])
 		objKey = s.objectName("messages", sha, gen)
 		keyKey = s.objectName("keys", sha, gen)
-		// The same bytes disposed or erased before keep their names (a
-		// key object under them would make that tombstone look undone);
-		// they do not count as tries.
-		if used, err := s.index.ObjectNamesUsed(ctx, objKey, keyKey); err != nil {
-			return err
-		} else if used {
-			continue
-		}
-		tries++
 		wrapped := s.keys.WrapMessageKey(mk, objKey)
 		// The key object first: a message object never exists without
 		// its key, so an orphan found later is at worst an unused key.
 		err := s.putObject(ctx, p, keyKey, wrapped)
 		if errors.Is(err, objstore.ErrExist) {
-			continue // left by an attempt that never committed
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("archive: write key object: %w", err)

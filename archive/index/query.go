@@ -258,19 +258,6 @@ func (ix *Index) EachReferencedObject(ctx context.Context, fn func(key string) e
 	return rows.Err()
 }
 
-// ObjectNamesUsed reports whether any message row, active, disposed or
-// erased, records object as its message object or key as its key object.
-// A tombstoned message keeps its names: they are not given to new bytes.
-func (ix *Index) ObjectNamesUsed(ctx context.Context, object, key string) (bool, error) {
-	var n int
-	err := ix.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages WHERE object = ?) + (SELECT COUNT(*) FROM messages WHERE key_object = ?)`,
-		object, key).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("index: %w", err)
-	}
-	return n > 0, nil
-}
-
 // PendingDestroy returns messages whose objects still have to be destroyed.
 func (ix *Index) PendingDestroy(ctx context.Context) ([]uint64, error) {
 	rows, err := ix.db.QueryContext(ctx, `SELECT seq FROM pending_destroy ORDER BY seq`)
