@@ -63,17 +63,23 @@ func testPolicy() Policy {
 }
 
 // newHarness makes a harness on the filesystem store; wrap, if set,
-// replaces the object store (a fake Object Lock store).
-func newHarness(t testing.TB, p Policy, wrap func(objstore.Store) objstore.Store) *harness {
+// replaces the object store (a fake Object Lock store, on the harness's
+// clock). On a Locker, retention dates are GOVERNANCE.
+func newHarness(t testing.TB, p Policy, wrap func(objstore.Store, *clock) objstore.Store) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	fsStore, err := fs.Open(filepath.Join(dir, "objects"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	var objs objstore.Store = fsStore
+	var mode objstore.LockMode
 	if wrap != nil {
-		objs = wrap(fsStore)
+		objs = wrap(fsStore, clk)
+		if _, ok := objs.(objstore.Locker); ok {
+			mode = objstore.Governance
+		}
 	}
 	ids, err := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
 	if err != nil {
@@ -88,8 +94,7 @@ func newHarness(t testing.TB, p Policy, wrap func(objstore.Store) objstore.Store
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, dir: dir, objs: objs, ring: ring, signing: sk, policy: p,
-		clock: &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}}
+	h := &harness{t: t, dir: dir, objs: objs, ring: ring, signing: sk, policy: p, clock: clk, mode: mode}
 	os.MkdirAll(h.data(), 0o700)
 	alog, err := audit.Open(audit.Options{Path: filepath.Join(dir, "data", "audit.db"), Origin: "test.example/audit", QueryKey: bytes.Repeat([]byte{7}, 32)})
 	if err != nil {

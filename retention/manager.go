@@ -42,7 +42,8 @@ type Options struct {
 	// SearchKey is the archive's search key (hold queries with BODY/TEXT).
 	SearchKey []byte
 	// Audit records every hold change, disposal and erasure, before it is
-	// made (fail closed). Required.
+	// made (fail closed). Nil opens the Manager for reading only (lists,
+	// explain, lock verification): every change then fails.
 	Audit audit.Recorder
 	// Policy is the retention policy.
 	Policy Policy
@@ -123,6 +124,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// noAudit refuses every event: a Manager opened without an audit log makes
+// no change.
+type noAudit struct{}
+
+func (noAudit) Record(context.Context, audit.Event) (audit.Seq, error) {
+	return 0, errors.New("retention: opened without an audit log, for reading only")
+}
+
 // ErrNoArchive is returned by operations that need the archive when the
 // Manager was opened without it.
 var ErrNoArchive = errors.New("retention: the archive is held by another cairn process (cairn serve): run this there (its HTTP API), or stop it")
@@ -140,7 +149,7 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.Audit == nil {
-		return nil, errors.New("retention: Options.Audit is required (every hold change, disposal and erasure is audited)")
+		opts.Audit = noAudit{}
 	}
 	if err := opts.Policy.Validate(); err != nil {
 		return nil, err

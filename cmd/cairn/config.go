@@ -21,17 +21,18 @@ var exampleYAML []byte
 // Config is the whole configuration. Field tags are the YAML keys; every key
 // appears, with its comment and default, in example.yaml.
 type Config struct {
-	DataDir  string         `mapstructure:"data_dir"`
-	Log      LogConfig      `mapstructure:"log"`
-	Store    StoreConfig    `mapstructure:"store"`
-	Keys     KeysConfig     `mapstructure:"keys"`
-	Ledger   LedgerConfig   `mapstructure:"ledger"`
-	Ingest   IngestConfig   `mapstructure:"ingest"`
-	Audit    AuditConfig    `mapstructure:"audit"`
-	SMTP     SMTPConfig     `mapstructure:"smtp"`
-	IMAP     IMAPConfig     `mapstructure:"imap"`
-	Accounts AccountsConfig `mapstructure:"accounts"`
-	Harvest  HarvestConfig  `mapstructure:"harvest"`
+	DataDir   string          `mapstructure:"data_dir"`
+	Log       LogConfig       `mapstructure:"log"`
+	Store     StoreConfig     `mapstructure:"store"`
+	Keys      KeysConfig      `mapstructure:"keys"`
+	Ledger    LedgerConfig    `mapstructure:"ledger"`
+	Ingest    IngestConfig    `mapstructure:"ingest"`
+	Audit     AuditConfig     `mapstructure:"audit"`
+	SMTP      SMTPConfig      `mapstructure:"smtp"`
+	IMAP      IMAPConfig      `mapstructure:"imap"`
+	Accounts  AccountsConfig  `mapstructure:"accounts"`
+	Harvest   HarvestConfig   `mapstructure:"harvest"`
+	Retention RetentionConfig `mapstructure:"retention"`
 
 	file string // the file it came from, if any
 }
@@ -270,6 +271,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Harvest.Validate(); err != nil {
+		return err
+	}
+	if err := c.Retention.Validate(); err != nil {
 		return err
 	}
 	return nil

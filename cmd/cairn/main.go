@@ -50,6 +50,9 @@ func main() {
 		userCmd(),
 		searchCmd(),
 		harvestCmd(),
+		holdCmd(),
+		retentionCmd(),
+		eraseCmd(),
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/archive/objstore/s3"
 	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/retention"
 )
 
 // openObjects opens the configured object store.
@@ -141,9 +142,12 @@ func openArchive(ctx context.Context, cfg *Config, mode openMode) (*archive.Stor
 }
 
 // openArchiveWith opens the archive on an opened store and keys; onCkpt,
-// if set, receives every published checkpoint.
+// if set, receives every published checkpoint. Every disposal asks the
+// holds in retention.db first (invariant 7), whoever asks for it.
 func openArchiveWith(ctx context.Context, cfg *Config, objs objstore.Store, k *keys, mode openMode, onCkpt func(ledger.Checkpoint, []byte)) (*archive.Store, error) {
 	return archive.Open(ctx, archive.Options{
+		Holds:              retention.NewChecker(cfg.retentionDB(), cfg.indexDB(), k.ring.SearchKey()),
+		OnIndexed:          notifyIndexed,
 		Dir:                cfg.DataDir,
 		Objects:            objs,
 		Keys:               k.ring,

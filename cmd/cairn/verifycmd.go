@@ -69,8 +69,13 @@ verify could not run.`,
 			}
 			fmt.Fprintf(out, "%d entries, %d messages, %d deliveries, %d disposed or erased, %d checkpoints (latest covers %d), %.1f MB of objects; %s\n",
 				rep.Entries, rep.Messages, rep.Deliveries, len(rep.Disposed), rep.Checkpoints, rep.Latest.Size, float64(rep.Bytes)/1e6, mode)
-			if !rep.OK() {
-				return &exitError{1, fmt.Errorf("verification FAILED: %d problems", len(rep.Problems))}
+			// S3 Object Locks against the retention policy and the holds.
+			lockProblems, err := verifyStoreLocks(ctx, cfg, st)
+			if err != nil {
+				return err
+			}
+			if !rep.OK() || lockProblems > 0 {
+				return &exitError{1, fmt.Errorf("verification FAILED: %d problems", len(rep.Problems)+lockProblems)}
 			}
 			fmt.Fprintln(out, "verification passed")
 			return nil
