@@ -210,7 +210,7 @@ func TestErasure(t *testing.T) {
 	// Nothing anywhere under the data folder or in the store (h.dir holds
 	// both) produces an erased message or confirms its hash.
 	h.close()
-	erased := []m{m1, m2, m3, m4, m6}
+	erased := []m{m1, m2, m3, m4, m5, m6, m7} // m5 and m7 disposed
 	walkFiles(h.dir, func(p string, b []byte) {
 		lb := bytes.ToLower(b)
 		for _, x := range erased {

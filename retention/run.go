@@ -147,6 +147,14 @@ func (m *Manager) Run(ctx context.Context, c Caller, dryRun bool) (*RunReport, e
 	if err != nil || dryRun {
 		return rep, err
 	}
+	if len(rep.Disposed) > 0 {
+		// Disposed content must not linger in the index's write-ahead log
+		// or in old page images (archive.Dispose scrubs after erasures
+		// only): once per run.
+		if err := m.opts.Archive.Index().Scrub(ctx); err != nil {
+			return rep, err
+		}
+	}
 	n, err := m.sweepKept(ctx)
 	rep.ObjectsDeleted = n
 	if err != nil {
