@@ -23,41 +23,41 @@ type ErasureRequest struct {
 	// appears as sender (From field, envelope sender), recipient (To, Cc,
 	// envelope recipients including Bcc) or custodian is erased, unless
 	// something keeps it.
-	Subject string
+	Subject string `json:"subject,omitempty"`
 	// Reason is recorded in the ledger's tombstones and in the audit log,
 	// for ever: a reference such as "GDPR request 2026-113", never the
 	// address or other personal data (a reason containing the address is
 	// refused).
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// DryRun reports what would be erased and kept, and changes nothing.
-	DryRun bool
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // ErasureReport is the outcome of an erasure request.
 type ErasureReport struct {
-	ID     string // the request id, in each tombstone ("request")
-	DryRun bool
-	Erased []Erased
-	Kept   []Kept
-	Failed []Failure
+	ID     string    `json:"id,omitempty"` // the request id, in each tombstone ("request")
+	DryRun bool      `json:"dry_run,omitempty"`
+	Erased []Erased  `json:"erased,omitempty"`
+	Kept   []Kept    `json:"kept,omitempty"`
+	Failed []Failure `json:"failed,omitempty"`
 }
 
 // MessageInfo identifies a message in a report (read before erasure: the
 // index forgets it afterwards).
 type MessageInfo struct {
-	Seq     uint64
-	Date    time.Time // Date field; zero when missing
-	From    string
-	Subject string
+	Seq     uint64    `json:"seq"`
+	Date    time.Time `json:"date,omitzero"` // Date field; zero when missing
+	From    string    `json:"from,omitempty"`
+	Subject string    `json:"subject,omitempty"`
 }
 
 // Erased is a message erased (or, in a dry run, that would be).
 type Erased struct {
 	MessageInfo
-	Tombstone uint64 // the erase entry's seq (zero in a dry run)
+	Tombstone uint64 `json:"tombstone"` // the erase entry's seq (zero in a dry run)
 	// How says how: the key object destroyed and the message object
 	// deleted, or the object kept by an S3 Object Lock, unreadable.
-	How string
+	How string `json:"how,omitempty"`
 }
 
 // Kept is a message an erasure request does not erase, and why.
@@ -65,12 +65,12 @@ type Kept struct {
 	MessageInfo
 	// Why, in words, with the GDPR article: a hold (Art. 17(3)(e)) or a
 	// retention obligation (Art. 17(3)(b)).
-	Why string
+	Why string `json:"why,omitempty"`
 	// Hold is the covering hold's case, or Rule the obligation's rule,
 	// and Until when the obligation ends (zero: for ever).
-	Hold  string
-	Rule  string
-	Until time.Time
+	Hold  string    `json:"hold,omitempty"`
+	Rule  string    `json:"rule,omitempty"`
+	Until time.Time `json:"until,omitzero"`
 }
 
 // keeps says whether something keeps a message from erasure, and why.

@@ -16,40 +16,40 @@ var ErrNoMessage = errors.New("retention: no such message")
 
 // Explanation says how the policy and the holds treat one message.
 type Explanation struct {
-	Seq   uint64
-	State string // active, disposed or erased
+	Seq   uint64 `json:"seq"`
+	State string `json:"state,omitempty"` // active, disposed or erased
 	// Tombstone is the ledger entry that disposed or erased it, with its
 	// fields (policy, reason, request, at).
-	Tombstone       uint64
-	TombstoneFields map[string]string
+	Tombstone       uint64            `json:"tombstone"`
+	TombstoneFields map[string]string `json:"tombstone_fields,omitempty"`
 
-	Date     time.Time // the Date field; zero when missing
-	Archived time.Time
+	Date     time.Time `json:"date,omitzero"` // the Date field; zero when missing
+	Archived time.Time `json:"archived,omitzero"`
 
 	// Rule is the rule that applies (RuleIndex -1: the default), and
 	// Matched the criteria by which it matched.
-	Rule      Rule
-	RuleIndex int
-	Matched   []string
+	Rule      Rule     `json:"rule"`
+	RuleIndex int      `json:"rule_index"`
+	Matched   []string `json:"matched,omitempty"`
 	// Start is where the period counts from (StartFallback: the Date
 	// field is missing, so the archive time), Expiry where it ends
 	// (Forever: never).
-	Start         time.Time
-	StartFallback bool
-	Expiry        time.Time
-	Forever       bool
-	Expired       bool
+	Start         time.Time `json:"start,omitzero"`
+	StartFallback bool      `json:"start_fallback,omitempty"`
+	Expiry        time.Time `json:"expiry,omitzero"`
+	Forever       bool      `json:"forever,omitempty"`
+	Expired       bool      `json:"expired,omitempty"`
 	// Holds are the active holds covering it.
-	Holds []*Hold
+	Holds []*Hold `json:"holds,omitempty"`
 	// Disposable: expired and unheld, the next run disposes it.
-	Disposable bool
+	Disposable bool `json:"disposable,omitempty"`
 	// Erasure is what an erasure request naming one of its addresses
 	// would do now: empty (erase), or why it would be kept.
-	Erasure string
+	Erasure string `json:"erasure,omitempty"`
 	// Lock is the S3 Object Lock its object carries now (when the store
 	// has Object Lock), and LockWanted what it should carry.
-	Lock       *objstore.Lock
-	LockWanted *objstore.Lock
+	Lock       *objstore.Lock `json:"lock,omitempty"`
+	LockWanted *objstore.Lock `json:"lock_wanted,omitempty"`
 }
 
 // Explain says which rule applies to message seq, why, when it expires,

@@ -17,41 +17,42 @@ import (
 type HoldSpec struct {
 	// Case is the legal matter's id ("C-2026-17"), 1-128 printable
 	// characters. One case may have several holds.
-	Case string
+	Case string `json:"case,omitempty"`
 	// Reason is why the hold is placed, recorded in the ledger and the
 	// audit log.
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// Custodians: a message is theirs when one of them is a custodian of a
 	// delivery of it, its envelope sender, or in its From field (so a
 	// custodian's sent mail is held with the mail they received).
-	Custodians []string
+	Custodians []string `json:"custodians,omitempty"`
 	// From and To bound the message date (the Date field; the archive time
 	// when it is missing), as UTC days, both included. Zero: open.
-	From, To time.Time
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
 	// Query is a search program in `cairn search`'s language (IMAP SEARCH
 	// keys, imapview/search). BODY and TEXT match by words (search's
 	// full-text rule): a hold may keep a few messages more than a phrase
 	// search would show, never fewer. Flag and UID keys are refused: they
 	// describe an auditor's view, not the archive.
-	Query string
+	Query string `json:"query,omitempty"`
 }
 
 // Hold is a placed hold.
 type Hold struct {
-	ID string // a UUIDv7, unique across archives
+	ID string `json:"id,omitempty"` // a UUIDv7, unique across archives
 	HoldSpec
-	PlacedAt time.Time
-	PlacedBy string
+	PlacedAt time.Time `json:"placed_at,omitzero"`
+	PlacedBy string    `json:"placed_by,omitempty"`
 	// PlaceEntry is the ledger sequence number of the hold.place event, or
 	// -1 while it waits to be recorded (the archive was busy in another
 	// process; the next process that opens it records it).
-	PlaceEntry int64
+	PlaceEntry int64 `json:"place_entry"`
 
-	Released      bool
-	ReleasedAt    time.Time
-	ReleasedBy    string
-	ReleaseReason string
-	ReleaseEntry  int64 // -1 while pending or not released
+	Released      bool      `json:"released,omitempty"`
+	ReleasedAt    time.Time `json:"released_at,omitzero"`
+	ReleasedBy    string    `json:"released_by,omitempty"`
+	ReleaseReason string    `json:"release_reason,omitempty"`
+	ReleaseEntry  int64     `json:"release_entry"` // -1 while pending or not released
 }
 
 // Active reports whether the hold is in force.

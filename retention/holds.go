@@ -20,18 +20,18 @@ type HoldReport struct {
 	*Hold
 	// Messages is how many archived messages the hold covers now (zero
 	// for a released hold).
-	Messages int64
-	// Custodians are the custodians of those messages with how many of
-	// the messages each has, most first.
-	Custodians []CustodianCount
+	Messages int64 `json:"messages"`
+	// HeldCustodians are the custodians of those messages with how many
+	// of the messages each has, most first (ShowHold and PlaceHold only).
+	HeldCustodians []CustodianCount `json:"held_custodians,omitempty"`
 	// Pending is true while the change waits to be recorded in the ledger.
-	Pending bool
+	Pending bool `json:"pending,omitempty"`
 }
 
 // CustodianCount is one custodian of a hold's messages.
 type CustodianCount struct {
-	Addr     string
-	Messages int64
+	Addr     string `json:"addr,omitempty"`
+	Messages int64  `json:"messages"`
 }
 
 // PlaceHold places a hold: from the moment it returns, no message it
@@ -255,7 +255,7 @@ func (m *Manager) describe(ctx context.Context, h *Hold, custodians bool) (*Hold
 		if err := rows.Scan(&cc.Addr, &cc.Messages); err != nil {
 			return nil, fmt.Errorf("retention: hold %s: %w", h.ID, err)
 		}
-		r.Custodians = append(r.Custodians, cc)
+		r.HeldCustodians = append(r.HeldCustodians, cc)
 	}
 	return r, rows.Err()
 }

@@ -31,7 +31,7 @@ func TestHoldPlaceReleaseAndDisposal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Messages != 1 || r.Pending || r.Custodians[0].Addr != "bob@corp.example" {
+	if r.Messages != 1 || r.Pending || r.HeldCustodians[0].Addr != "bob@corp.example" {
 		t.Fatalf("hold C-7: %+v", r)
 	}
 	// A query hold, and a date-range hold.

@@ -30,11 +30,11 @@ import (
 
 // LockChanges counts what a lock sync changed.
 type LockChanges struct {
-	Retention  int // retention dates set or extended
-	HoldsOn    int // legal holds set
-	HoldsOff   int // legal holds cleared
-	Errors     int
-	FirstError error
+	Retention  int   `json:"retention"` // retention dates set or extended
+	HoldsOn    int   `json:"holds_on"`  // legal holds set
+	HoldsOff   int   `json:"holds_off"` // legal holds cleared
+	Errors     int   `json:"errors"`
+	FirstError error `json:"-"`
 }
 
 func (c *LockChanges) add(o LockChanges) {
@@ -310,9 +310,9 @@ func (m *Manager) LockNew(ctx context.Context) (LockChanges, bool, error) {
 // LockProblem is a message object whose lock disagrees with the policy or
 // the holds.
 type LockProblem struct {
-	Seq    uint64
-	Object string
-	Detail string
+	Seq    uint64 `json:"seq"`
+	Object string `json:"object,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 func (p LockProblem) String() string {
@@ -321,9 +321,9 @@ func (p LockProblem) String() string {
 
 // LockReport is the outcome of VerifyLocks.
 type LockReport struct {
-	Checked  int64
-	Problems []LockProblem
-	Repaired LockChanges
+	Checked  int64         `json:"checked"`
+	Problems []LockProblem `json:"problems,omitempty"`
+	Repaired LockChanges   `json:"repaired"`
 }
 
 // VerifyLocks reads the lock of every active message object from the store

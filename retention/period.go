@@ -114,3 +114,16 @@ func (p Period) After(start time.Time) (t time.Time, ok bool) {
 	}
 	return start.UTC().AddDate(p.Years, p.Months, 7*p.Weeks+p.Days), true
 }
+
+// MarshalText writes the period in ParsePeriod's syntax ("7y").
+func (p Period) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads ParsePeriod's syntax.
+func (p *Period) UnmarshalText(b []byte) error {
+	q, err := ParsePeriod(string(b))
+	if err != nil {
+		return err
+	}
+	*p = q
+	return nil
+}

@@ -27,20 +27,20 @@ const (
 type Rule struct {
 	// Name identifies the rule in explain, disposal tombstones and audit
 	// events.
-	Name string
+	Name string `json:"name,omitempty"`
 	// Keep is the retention period; From where it starts.
-	Keep Period
-	From Base
+	Keep Period `json:"keep"`
+	From Base   `json:"from"`
 	// Basis is the legal basis, free text ("SEC 17a-4(b)(4)"), shown by
 	// explain and by erasure reports.
-	Basis string
+	Basis string `json:"basis,omitempty"`
 	// Erasable says that no legal obligation keeps this rule's messages: a
 	// GDPR erasure request erases them before their period ends. When false
 	// (the default), a message inside its period is kept against an
 	// erasure request (GDPR Art. 17(3)(b)).
-	Erasable bool
+	Erasable bool `json:"erasable,omitempty"`
 	// Match selects the messages; the default rule has none.
-	Match Match
+	Match Match `json:"match"`
 }
 
 // Match selects messages. Every criterion that is set must match (and);
@@ -48,20 +48,20 @@ type Rule struct {
 // a criterion when any of its deliveries does.
 type Match struct {
 	// Custodians: the mailboxes a delivery belongs to (lower-case addresses).
-	Custodians []string
+	Custodians []string `json:"custodians,omitempty"`
 	// Addresses: the sender (From field or envelope sender) or any
 	// recipient (To, Cc, envelope recipients including Bcc).
-	Addresses []string
+	Addresses []string `json:"addresses,omitempty"`
 	// Domains: as Addresses, by domain: "example.com" matches that domain
 	// exactly, "*.example.com" every subdomain of it.
-	Domains []string
+	Domains []string `json:"domains,omitempty"`
 	// Sources: ingest sources (smtp, journal, google, bcc, harvest, import).
-	Sources []string
+	Sources []string `json:"sources,omitempty"`
 	// Folders: the source folder of a harvested or imported delivery
 	// (compared without regard to case).
-	Folders []string
+	Folders []string `json:"folders,omitempty"`
 	// Headers: a header field containing a value.
-	Headers []HeaderMatch
+	Headers []HeaderMatch `json:"headers,omitempty"`
 }
 
 // IsZero reports whether no criterion is set.
@@ -74,7 +74,8 @@ func (m *Match) IsZero() bool {
 // value containing Value (unfolded, RFC 2047-decoded, case-insensitive);
 // an empty Value matches every message that has the field.
 type HeaderMatch struct {
-	Field, Value string
+	Field string `json:"field,omitempty"`
+	Value string `json:"value,omitempty"`
 }
 
 // String returns the match in ParseHeaderMatch's syntax.

@@ -3,6 +3,7 @@ package retention
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,42 +17,50 @@ import (
 
 // Disposal is one message a run disposed, or would dispose.
 type Disposal struct {
-	Seq     uint64
-	Rule    string    // the rule whose period ended
-	Expired time.Time // when it ended
+	Seq     uint64    `json:"seq"`
+	Rule    string    `json:"rule,omitempty"`   // the rule whose period ended
+	Expired time.Time `json:"expired,omitzero"` // when it ended
 	// Set by a real run:
-	Tombstone  uint64 // the dispose entry's seq
-	ObjectKept bool   // an Object Lock kept the (now unreadable) object
+	Tombstone  uint64 `json:"tombstone"`             // the dispose entry's seq
+	ObjectKept bool   `json:"object_kept,omitempty"` // an Object Lock kept the (now unreadable) object
 }
 
 // RunReport is the outcome of a run.
 type RunReport struct {
-	DryRun bool
-	Now    time.Time
+	DryRun bool      `json:"dry_run,omitempty"`
+	Now    time.Time `json:"now,omitzero"`
 	// Checked is how many active messages were evaluated.
-	Checked int64
+	Checked int64 `json:"checked"`
 	// Disposed lists what was disposed (what would be, in a dry run), in
 	// seq order.
-	Disposed []Disposal
+	Disposed []Disposal `json:"disposed,omitempty"`
 	// Held counts expired messages an active hold keeps.
-	Held int64
+	Held int64 `json:"held"`
 	// Erased lists messages of earlier erasure requests that nothing
 	// keeps any more (erased by this run; would be, in a dry run).
-	Erased []Erased
+	Erased []Erased `json:"erased,omitempty"`
 	// Failed lists messages a real run could not dispose or erase, and why
 	// (they are tried again by the next run).
-	Failed []Failure
+	Failed []Failure `json:"failed,omitempty"`
 	// ObjectsDeleted counts objects kept by a lock after their message
 	// was disposed, deleted now that the lock has expired.
-	ObjectsDeleted int
+	ObjectsDeleted int `json:"objects_deleted"`
 	// Locks is what the run changed in S3 Object Locks.
-	Locks LockChanges
+	Locks LockChanges `json:"locks"`
 }
 
 // Failure is a message a run could not dispose or erase.
 type Failure struct {
 	Seq uint64
 	Err error
+}
+
+// MarshalJSON writes {"seq": n, "error": "..."}.
+func (f Failure) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Seq uint64 `json:"seq"`
+		Err string `json:"error"`
+	}{f.Seq, f.Err.Error()})
 }
 
 // batchSize bounds the disposals made under one write lock of

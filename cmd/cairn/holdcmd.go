@@ -193,11 +193,11 @@ func printHold(r *retention.HoldReport, custodians bool) {
 		return
 	}
 	fmt.Fprintf(w, "messages\t%d\n", r.Messages)
-	if custodians && len(r.Custodians) > 0 {
+	if custodians && len(r.HeldCustodians) > 0 {
 		var cs []string
-		for i, c := range r.Custodians {
+		for i, c := range r.HeldCustodians {
 			if i == 50 {
-				cs = append(cs, fmt.Sprintf("... %d more", len(r.Custodians)-50))
+				cs = append(cs, fmt.Sprintf("... %d more", len(r.HeldCustodians)-50))
 				break
 			}
 			cs = append(cs, fmt.Sprintf("%s (%d)", c.Addr, c.Messages))

@@ -185,7 +185,7 @@ func (fr *folderRun) windows(ctx context.Context, next, uidNext uint32) (err err
 	var pending *window
 	defer func() {
 		if pending != nil {
-			pending.wg.Wait()
+			fr.drain(pending)
 			if ferr := fr.finalize(ctx, pending); err == nil {
 				err = ferr
 			}
@@ -222,11 +222,11 @@ func (fr *folderRun) windows(ctx context.Context, next, uidNext uint32) (err err
 		w := newWindow(next, end)
 		ferr := fr.fetchWindow(ctx, w)
 		if pending != nil {
-			pending.wg.Wait()
+			fr.drain(pending)
 			perr := fr.finalize(ctx, pending)
 			pending = nil
 			if perr != nil {
-				w.wg.Wait()
+				fr.drain(w)
 				w.hold = true
 				fr.finalize(ctx, w)
 				return perr
@@ -243,7 +243,7 @@ func (fr *folderRun) windows(ctx context.Context, next, uidNext uint32) (err err
 		next = end + 1
 	}
 	if pending != nil {
-		pending.wg.Wait()
+		fr.drain(pending)
 		perr := fr.finalize(ctx, pending)
 		pending = nil
 		if perr != nil {
@@ -254,6 +254,14 @@ func (fr *folderRun) windows(ctx context.Context, next, uidNext uint32) (err err
 		return fr.r.h.state.advance(ctx, fr.r.src.Name, fr.f.name, cursor{fr.uv, gapEnd}, &progress{})
 	}
 	return nil
+}
+
+// drain waits until every message of w is answered by the archive. No
+// command is pending meanwhile, so the session's watchdog stands down.
+func (fr *folderRun) drain(w *window) {
+	fr.sess.setQuiet(true)
+	w.wg.Wait()
+	fr.sess.setQuiet(false)
 }
 
 // firstUIDFrom returns the smallest UID >= from in the folder, 0 if none.

@@ -450,3 +450,50 @@ func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A server that logs us in and then never answers: the watchdog closes the
+// connection after Options.Timeout instead of waiting for ever.
+func TestSilentServerTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(conn net.Conn) {
+				defer conn.Close()
+				fmt.Fprint(conn, "* OK [CAPABILITY IMAP4rev1 IDLE] silent test server\r\n")
+				buf := make([]byte, 4096)
+				for {
+					n, err := conn.Read(buf)
+					if err != nil {
+						return
+					}
+					line := string(buf[:n])
+					if tag, rest, ok := strings.Cut(line, " "); ok && strings.HasPrefix(strings.ToUpper(rest), "LOGIN") {
+						fmt.Fprintf(conn, "%s OK [CAPABILITY IMAP4rev1 IDLE] logged in\r\n", tag)
+					}
+					// Everything else: silence.
+				}
+			}(conn)
+		}
+	}()
+	src := Source{Name: "silent", Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLS: TLSNone,
+		User: testUser, PasswordEnv: "CAIRN_TEST_SILENT_PW"}
+	t.Setenv("CAIRN_TEST_SILENT_PW", "x")
+	h := newTestHarvester(t, newMemArchiver(), Options{MaxAttempts: 2, Timeout: 300 * time.Millisecond}, src)
+	start := time.Now()
+	res := runOnce(t, h)
+	if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "sent nothing") {
+		t.Fatalf("%+v", res[0])
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	t.Logf("%v", res[0].Err)
+}

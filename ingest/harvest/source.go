@@ -154,6 +154,9 @@ func (r *sourceRun) session(ctx context.Context, once bool) (int, error) {
 		if ctx.Err() != nil {
 			return passes, ctx.Err()
 		}
+		if err != nil && sess.watchClosed.Load() {
+			err = fmt.Errorf("%w (the server sent nothing for %v while a command was pending)", err, r.h.opts.Timeout)
+		}
 		st.passEnded(bg, r.src.Name, err)
 		if err != nil {
 			return passes, err
@@ -273,6 +276,8 @@ func (r *sourceRun) wait(ctx context.Context, sess *session) error {
 	if r.src.NoIdle || r.idle == nil || !sess.caps.Has(imap.CapIdle) {
 		tick := time.NewTicker(keepAlive)
 		defer tick.Stop()
+		sess.setQuiet(true)
+		defer sess.setQuiet(false)
 		for {
 			select {
 			case <-poll.C:
@@ -282,7 +287,10 @@ func (r *sourceRun) wait(ctx context.Context, sess *session) error {
 			case <-sess.c.Closed():
 				return errors.New("the server closed the connection")
 			case <-tick.C:
-				if err := sess.c.Noop().Wait(); err != nil {
+				sess.setQuiet(false)
+				err := sess.c.Noop().Wait()
+				sess.setQuiet(true)
+				if err != nil {
 					return fmt.Errorf("noop: %w", err)
 				}
 			}
@@ -315,6 +323,7 @@ func (r *sourceRun) wait(ctx context.Context, sess *session) error {
 		if err != nil {
 			return fmt.Errorf("idle: %w", err)
 		}
+		sess.setQuiet(true)
 		var stop error
 		newMail := false
 		select {
@@ -326,6 +335,7 @@ func (r *sourceRun) wait(ctx context.Context, sess *session) error {
 		case <-sess.c.Closed():
 			stop = errors.New("the server closed the connection")
 		}
+		sess.setQuiet(false)
 		if err := idle.Close(); err != nil && stop == nil {
 			stop = fmt.Errorf("idle: %w", err)
 		}
