@@ -83,10 +83,16 @@ func (s *Store) commit(batch []*pending) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if s.behind.Load() {
-		if err := s.catchUpLocked(ctx); err != nil {
-			failAll(batch, err)
-			return
+		// The batch's deduplication was decided against an index that
+		// lacked committed entries: after catching up, it may store bytes
+		// the ledger already holds. Refuse it (temporarily); the writers
+		// retry against the caught-up index.
+		err := s.catchUpLocked(ctx)
+		if err == nil {
+			err = errors.New("archive: the index caught up with the ledger; retry")
 		}
+		failAll(batch, err)
+		return
 	}
 	t0 := time.Now()
 	defer func() {
@@ -113,14 +119,13 @@ func (s *Store) commit(batch []*pending) {
 	}
 	lines, st, err := s.log.Append(ctx, entries)
 	if err != nil {
-		if errors.Is(err, ledger.ErrDiverged) {
-			// The segment's name is taken: an earlier write that reported
-			// failure may have landed after all (an S3 PUT whose answer was
-			// lost). Re-read the ledger from the store before the next
-			// commit; its entries then count, at worst as one more
-			// delivery of bytes a sender retries.
-			s.behind.Store(true)
-		}
+		// A segment write that reported failure may have landed after all
+		// (an S3 PUT whose answer was lost, or that completes after its
+		// timeout), and a taken segment name says one did. Either way the
+		// ledger must be re-read from the store before the next lookup or
+		// commit relies on the index: its entries then count, at worst as
+		// one more delivery of bytes a sender retries.
+		s.behind.Store(true)
 		failAll(batch, fmt.Errorf("archive: commit: %w", err))
 		return
 	}

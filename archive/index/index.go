@@ -29,7 +29,7 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo)
+	"github.com/mattn/go-sqlite3" // SQLite driver (cgo)
 
 	"github.com/cairn-archive/cairn/archive/ledger"
 )
@@ -373,9 +373,23 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 			if m.SHA256 == ([32]byte{}) {
 				sha = nil // unknown (unreadable at reindex) or erased
 			}
-			if _, err := st.Exec(int64(m.Seq), sha, m.Size, m.Object, m.KeyObject, m.ObjectSHA256[:], m.ObjectSize,
+			_, err := st.Exec(int64(m.Seq), sha, m.Size, m.Object, m.KeyObject, m.ObjectSHA256[:], m.ObjectSize,
 				m.ArchivedAt.UnixNano(), date, m.From, m.To, m.Cc, m.Subject, m.MessageID, m.Header, m.Structure,
-				strings.Join(m.Problems, "\n"), m.State, ix.messageMAC(m)); err != nil {
+				strings.Join(m.Problems, "\n"), m.State, ix.messageMAC(m))
+			var se sqlite3.Error
+			if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique && sha != nil {
+				// The ledger holds these bytes twice (a valid ledger: a
+				// retry after a lost acknowledgement can do it). The
+				// earlier message keeps the SHA-256 for lookups.
+				var first int64
+				tx.QueryRow(`SELECT seq FROM messages WHERE sha256 = ?`, sha).Scan(&first)
+				m.SHA256 = [32]byte{}
+				m.Problems = append(m.Problems, fmt.Sprintf("the same bytes as message %d", first))
+				_, err = st.Exec(int64(m.Seq), nil, m.Size, m.Object, m.KeyObject, m.ObjectSHA256[:], m.ObjectSize,
+					m.ArchivedAt.UnixNano(), date, m.From, m.To, m.Cc, m.Subject, m.MessageID, m.Header, m.Structure,
+					strings.Join(m.Problems, "\n"), m.State, ix.messageMAC(m))
+			}
+			if err != nil {
 				return fmt.Errorf("index: message %d: %w", m.Seq, err)
 			}
 		}

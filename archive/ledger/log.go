@@ -258,7 +258,7 @@ func (l *Log) Append(ctx context.Context, entries []*Entry) ([][]byte, State, er
 	key := SegmentKey(l.id, l.size)
 	if err := l.store.Put(ctx, key, bytes.NewReader(msg), int64(len(msg))); err != nil {
 		if errors.Is(err, objstore.ErrExist) {
-			return nil, State{}, fmt.Errorf("%w: segment %s already exists: another process writes log %s", ErrDiverged, key, l.id)
+			return nil, State{}, fmt.Errorf("%w: segment %s already exists: a write reported as failed landed after all, or another process writes log %s", ErrDiverged, key, l.id)
 		}
 		return nil, State{}, fmt.Errorf("ledger: write %s: %w", key, err)
 	}
