@@ -213,6 +213,10 @@ func TestServeHarvests(t *testing.T) {
 	dovecottest.Append(t, c, "INBOX", g.Next(4000).Raw, time.Now())
 	took := waitCount(len(want)+1, 10*time.Second)
 	t.Logf("new mail archived by cairn serve %v after delivery (poll interval 1h: IDLE)", took.Round(time.Millisecond))
+	// status reads the state database while serve holds it.
+	if st := harvestStatus(t, dir); len(st) != 1 || !st[0].Connected || st[0].LastSuccess.IsZero() {
+		t.Fatalf("status while serving: %+v", st)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("serve after SIGTERM: %v\n%s", err, stderr.String())

@@ -369,8 +369,10 @@ func TestDovecotHarvest20000(t *testing.T) {
 	defer c.Close()
 	dovecottest.Append(t, c, "INBOX", g.Next(4000).Raw, time.Now().Truncate(time.Second))
 	dovecottest.Append(t, c, "Projects.Cairn.Design", g.Next(4000).Raw, time.Now().Truncate(time.Second), imap.FlagFlagged)
+	// A folder name beyond ASCII (modified UTF-7 on the wire, RFC 3501 §5.1.3).
+	dovecottest.Append(t, c, "Projets.Résumé 日本", g.Next(4000).Raw, time.Now().Truncate(time.Second))
 	res = runOnce(t, h, "bob")
-	if res[0].Archived != 2 {
+	if res[0].Archived != 3 {
 		t.Fatalf("third run: %+v", res[0])
 	}
 	refs = nil

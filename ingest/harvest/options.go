@@ -297,7 +297,9 @@ type Options struct {
 	// (over several passes) before it is skipped and reported; default
 	// DefaultMaxAttempts.
 	MaxAttempts int
-	// Timeout bounds connecting and logging in; default DefaultTimeout.
+	// Timeout bounds connecting and logging in, and how long the server may
+	// stay silent while a command is pending before the connection is
+	// dropped and retried; default DefaultTimeout.
 	Timeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
