@@ -213,6 +213,13 @@ func (m *Manager) Erase(ctx context.Context, c Caller, req ErasureRequest) (*Era
 			}
 		}
 	}
+	if len(rep.Erased) > 0 {
+		// The erased messages' blind tokens out of the full-text index's
+		// older segments, once per request.
+		if err := m.opts.Archive.Index().PurgeText(ctx); err != nil {
+			return rep, err
+		}
+	}
 	if _, err := m.opts.Audit.Record(ctx, audit.Event{Action: audit.ActionErase, Outcome: audit.OutcomeSuccess, Actor: c.Actor, Source: c.Source,
 		Details: audit.Details{Query: subject, Count: int64(len(rep.Erased)),
 			Note: fmt.Sprintf("erasure request %s: %d erased, %d kept, %d failed; reason: %s", rep.ID, len(rep.Erased), len(rep.Kept), len(rep.Failed), reason)}}); err != nil {

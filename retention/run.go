@@ -156,11 +156,12 @@ func (m *Manager) Run(ctx context.Context, c Caller, dryRun bool) (*RunReport, e
 	if err != nil || dryRun {
 		return rep, err
 	}
-	if len(rep.Disposed) > 0 {
-		// Disposed content must not linger in the index's write-ahead log
-		// or in old page images (archive.Dispose scrubs after erasures
-		// only): once per run.
-		if err := m.opts.Archive.Index().Scrub(ctx); err != nil {
+	if len(rep.Disposed) > 0 || len(rep.Erased) > 0 {
+		// What disposed messages leave must not linger: their full-text
+		// entries (FTS4 keeps them until segments merge), the index's
+		// write-ahead log and old page images (archive.Dispose scrubs
+		// after erasures only). Once per run.
+		if err := m.opts.Archive.Index().PurgeText(ctx); err != nil {
 			return rep, err
 		}
 	}
