@@ -485,5 +485,8 @@ func verifyStoreLocks(ctx context.Context, cfg *Config, st *archive.Store) (int,
 		fmt.Printf("PROBLEM lock %s\n", p)
 	}
 	fmt.Printf("object locks: %d message objects checked against the retention policy and the holds, %d problems\n", rep.Checked, len(rep.Problems))
+	if len(rep.Problems) > 0 {
+		fmt.Println("(cairn serve sets the locks of new messages as they arrive; `cairn retention run` or `cairn retention verify --repair` sets missing ones now)")
+	}
 	return len(rep.Problems), nil
 }
