@@ -33,7 +33,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/cairn-archive/cairn/archive"
+	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
+	"github.com/cairn-archive/cairn/archive/objstore/volume"
 	"github.com/cairn-archive/cairn/crypto"
 	"github.com/cairn-archive/cairn/ingest/importer"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
@@ -46,6 +48,7 @@ func main() {
 	dir := flag.String("dir", "", "folder on the filesystem to measure (default: a temp folder)")
 	corpus := flag.String("corpus", "../shared/corpus/enmime", "folder of real-world messages")
 	workers := flag.Int("workers", importer.DefaultWorkers, "concurrent writers, as cairn import --workers")
+	flag.StringVar(&layout, "layout", "volumes", "local store layout: volumes (the default store) or files (one file per object)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ingest runs to this file")
 	flag.Parse()
 	if *dir == "" {
@@ -116,7 +119,7 @@ func main() {
 		fmt.Printf("| %s | %.0f | %s |\n", l.name, l.value, l.unit)
 	}
 	ingestRate, ingestMB := med(rates), med(mbs)
-	fmt.Printf("| **cairn import, %d generated messages (~%d B), fs store, durable** | **%.0f** | msgs/s |\n", *n, avg, ingestRate)
+	fmt.Printf("| **cairn import, %d generated messages (~%d B), local store (%s), durable** | **%.0f** | msgs/s |\n", *n, avg, layout, ingestRate)
 	fmt.Printf("| cairn import, same, throughput | %.1f | MB/s |\n", ingestMB)
 	if len(corpusRates) > 0 {
 		fmt.Printf("| cairn import, shared corpus (%s) | %.0f | msgs/s |\n", *corpus, med(corpusRates))
@@ -126,6 +129,8 @@ func main() {
 	fmt.Printf("each message writes 2 objects, so the durable-file ceiling alone (fsync per file) would be %.0f msgs/s: ingest reaches %.2fx that.\n", files/2, ingestRate/(files/2))
 	fmt.Printf("GOMAXPROCS %d; %d runs, medians.\n", runtime.GOMAXPROCS(0), *runs)
 }
+
+var layout string
 
 type row struct {
 	name, unit string
@@ -238,7 +243,12 @@ func durableFiles(dir string, size, writers int) float64 {
 func ingest(ctx context.Context, dir string, paths []string, workers int) (float64, float64) {
 	d, err := os.MkdirTemp(dir, "archive")
 	check(err)
-	objs, err := fs.Open(filepath.Join(d, "objects"))
+	var objs objstore.Store
+	if layout == "files" {
+		objs, err = fs.Open(filepath.Join(d, "objects"))
+	} else {
+		objs, err = volume.Open(filepath.Join(d, "objects"))
+	}
 	check(err)
 	ids, err := crypto.CreateIdentities(filepath.Join(d, "keys", "archive.key"))
 	check(err)

@@ -218,24 +218,25 @@ func TestTamperExitCodes(t *testing.T) {
 	mustCLI(t, dir, "init")
 	mustCLI(t, dir, append([]string{"import"}, corpusFiles(t)[:20]...)...)
 	mustCLI(t, dir, "verify", "--quiet")
-	// Flip a byte of one message object.
-	var victim string
-	filepath.Walk(filepath.Join(dir, "cairn-data", "objects", "messages"), func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && victim == "" {
-			victim = p
+	// Flip a byte of one message object where the store keeps it.
+	flip := func() {
+		path, off := objectOffset(t, filepath.Join(dir, "cairn-data"), 3)
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	b, _ := os.ReadFile(victim)
-	b[len(b)-5] ^= 0x40
-	os.Chmod(victim, 0o640)
-	os.WriteFile(victim, b, 0o440)
+		var b [1]byte
+		f.ReadAt(b[:], off)
+		b[0] ^= 0x40
+		f.WriteAt(b[:], off)
+		f.Close()
+	}
+	flip()
 	out, _, code := cli(t, dir, "verify", "--quiet")
-	if code != 1 || !strings.Contains(out, "PROBLEM object-altered") {
+	if code != 1 || !strings.Contains(out, "PROBLEM object-altered entry 3") {
 		t.Fatalf("flipped byte: exit %d\n%s", code, out)
 	}
-	b[len(b)-5] ^= 0x40
-	os.WriteFile(victim, b, 0o440)
+	flip()
 	mustCLI(t, dir, "verify", "--quiet")
 	// Edit the index behind Cairn's back.
 	db, err := sql.Open("sqlite3", filepath.Join(dir, "cairn-data", "index.db"))
@@ -335,4 +336,39 @@ func TestConfigExampleAndCheck(t *testing.T) {
 	if _, errs, code := cli(t, dir, "verify"); code == 0 || !strings.Contains(errs, "cairn init") {
 		t.Fatalf("uninitialised verify: %d %s", code, errs)
 	}
+}
+
+// objectOffset finds the file and offset of a byte near the end of the
+// message object of ledger entry seq, in either store layout.
+func objectOffset(t *testing.T, data string, seq int) (string, int64) {
+	t.Helper()
+	ix, err := sql.Open("sqlite3", filepath.Join(data, "index.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	var key string
+	if err := ix.QueryRow(`SELECT object FROM messages WHERE seq = ?`, seq).Scan(&key); err != nil {
+		t.Fatal(err)
+	}
+	objects := filepath.Join(data, "objects")
+	if _, err := os.Stat(filepath.Join(objects, "map.db")); err != nil {
+		p := filepath.Join(objects, filepath.FromSlash(key))
+		os.Chmod(p, 0o640)
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, st.Size() - 5
+	}
+	m, err := sql.Open("sqlite3", filepath.Join(objects, "map.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var vol, off, size int64
+	if err := m.QueryRow(`SELECT vol, off, size FROM objects WHERE key = ?`, key).Scan(&vol, &off, &size); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(objects, "volumes", fmt.Sprintf("%08d.vol", vol)), off + size - 5
 }

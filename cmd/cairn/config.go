@@ -52,7 +52,8 @@ type StoreConfig struct {
 
 // FSStoreConfig configures the filesystem store.
 type FSStoreConfig struct {
-	Dir string `mapstructure:"dir"`
+	Dir    string `mapstructure:"dir"`
+	Layout string `mapstructure:"layout"`
 }
 
 // S3StoreConfig configures the S3 store.
@@ -230,6 +231,11 @@ func (c *Config) Validate() error {
 	}
 	switch c.Store.Type {
 	case "fs":
+		switch c.Store.FS.Layout {
+		case "volumes", "files":
+		default:
+			return fmt.Errorf("config: store.fs.layout %q: want volumes or files", c.Store.FS.Layout)
+		}
 	case "s3":
 		s := c.Store.S3
 		if s.Endpoint == "" || s.Bucket == "" {

@@ -87,6 +87,7 @@ func initArchive(ctx context.Context, cfg *Config, origin string) (*initResult, 
 	if err != nil {
 		return nil, err
 	}
+	defer closeObjects(objs)
 	if fileExists(cfg.signingKeyPath()) {
 		return nil, fmt.Errorf("%s exists but %s does not: restore the archive key from its backup rather than re-initialising", cfg.signingKeyPath(), cfg.archiveKeyPath())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"filippo.io/age"
@@ -14,6 +15,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/archive/objstore/s3"
+	"github.com/cairn-archive/cairn/archive/objstore/volume"
 	"github.com/cairn-archive/cairn/crypto"
 	"github.com/cairn-archive/cairn/retention"
 )
@@ -22,7 +24,20 @@ import (
 func openObjects(ctx context.Context, cfg *Config) (objstore.Store, error) {
 	switch cfg.Store.Type {
 	case "fs":
-		return fs.Open(cfg.fsDir())
+		dir := cfg.fsDir()
+		// An existing store keeps the layout it was made with.
+		hasVolumes := fileExists(filepath.Join(dir, "volumes"))
+		hasFiles := fileExists(filepath.Join(dir, ".tmp"))
+		if hasFiles && !hasVolumes && cfg.Store.FS.Layout == "volumes" {
+			return nil, fmt.Errorf("store.fs.layout is volumes, but %s holds a store of one file per object: set store.fs.layout: files", dir)
+		}
+		if hasVolumes && !hasFiles && cfg.Store.FS.Layout == "files" {
+			return nil, fmt.Errorf("store.fs.layout is files, but %s holds a volume store: set store.fs.layout: volumes", dir)
+		}
+		if cfg.Store.FS.Layout == "files" {
+			return fs.Open(dir)
+		}
+		return volume.Open(dir)
 	case "s3":
 		c := cfg.Store.S3
 		secret := c.SecretKey
@@ -160,4 +175,12 @@ func openArchiveWith(ctx context.Context, cfg *Config, objs objstore.Store, k *k
 		OnCheckpoint:       onCkpt,
 		Logger:             logger,
 	})
+}
+
+// closeObjects releases a store opened for a short task (the volume store
+// holds the writer lock until closed).
+func closeObjects(objs objstore.Store) {
+	if c, ok := objs.(interface{ Close() error }); ok {
+		c.Close()
+	}
 }

@@ -165,7 +165,7 @@ func TestMaildirRenamedWhileImporting(t *testing.T) {
 		os.MkdirAll(filepath.Join(md, sub), 0o755)
 	}
 	maildirFile(t, filepath.Join(md, "cur", "1700000001.M1.h:2,RS"), "S: x\n", time.Unix(1700000001, 0))
-	r := &runner{arch: newFakeArchive(), jobs: make(chan *job)}
+	r := &runner{arch: newFakeArchive(), jobs: make(chan *job), mem: newBudget(DefaultMemoryBudget)}
 	r.opts, _ = Options{}.withDefaults()
 	r.ctx, r.stop = context.WithCancelCause(context.Background())
 	r.archCtx = r.ctx

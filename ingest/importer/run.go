@@ -61,7 +61,7 @@ func Run(ctx context.Context, archiver ingest.Archiver, paths []string, opts Opt
 		roots = append(roots, rt)
 	}
 
-	r := &runner{arch: archiver, opts: opts, jobs: make(chan *job)}
+	r := &runner{arch: archiver, opts: opts, jobs: make(chan *job), mem: newBudget(opts.MemoryBudget)}
 	r.ctx, r.stop = context.WithCancelCause(ctx)
 	defer r.stop(nil)
 	r.archCtx = context.WithoutCancel(ctx)
@@ -111,6 +111,7 @@ func Run(ctx context.Context, archiver ingest.Archiver, paths []string, opts Opt
 
 // runner is the state of one Run.
 type runner struct {
+	mem     *budget // bytes of messages in memory
 	arch    ingest.Archiver
 	opts    Options
 	ctx     context.Context // cancelled by the caller or by too many failures
@@ -169,10 +170,20 @@ func (r *runner) produce(e *entry) error {
 
 // send hands j to a worker, or gives up when the import stops.
 func (r *runner) send(j *job) error {
+	// Messages read here wait for room in the memory budget; files that
+	// workers read themselves take theirs when they read.
+	if j.raw != nil {
+		if err := r.mem.acquire(r.ctx, int64(len(j.raw))); err != nil {
+			return err
+		}
+	}
 	select {
 	case r.jobs <- j:
 		return nil
 	case <-r.ctx.Done():
+		if j.raw != nil {
+			r.mem.release(int64(len(j.raw)))
+		}
 		return r.ctx.Err()
 	}
 }
@@ -380,6 +391,7 @@ func (r *runner) work(j *job) {
 	switch j.kind {
 	case jobRaw:
 		r.archive(j.env, j.raw, j.path, j.offset, j.bytes)
+		r.mem.release(int64(len(j.raw)))
 	case jobEML:
 		r.eml(j)
 	case jobMaildir:
@@ -406,6 +418,18 @@ func (r *runner) readFile(path string, f *os.File) (raw []byte, fi os.FileInfo, 
 		r.issue(IssueRefused, path, -1, r.tooLarge(), size)
 		return nil, fi, ""
 	}
+	// Held until the caller's Archive returns: the caller releases it
+	// when raw is not nil; every failure below releases it here.
+	if err := r.mem.acquire(r.ctx, size); err != nil {
+		r.fail(path, -1, err.Error(), size)
+		return nil, fi, ""
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			r.mem.release(size)
+		}
+	}()
 	raw = make([]byte, 0, size+1)
 	raw, err = readAllInto(raw, io.LimitReader(f, r.opts.MaxMessageSize+1))
 	if err != nil {
@@ -424,6 +448,7 @@ func (r *runner) readFile(path string, f *os.File) (raw []byte, fi os.FileInfo, 
 		r.fail(path, -1, err.Error(), size)
 		return nil, fi, ""
 	}
+	ok = true
 	return raw, fi, compression
 }
 
@@ -441,6 +466,7 @@ func (r *runner) eml(j *job) {
 	if raw == nil {
 		return
 	}
+	defer r.mem.release(fi.Size())
 	if !isFromLine(raw) {
 		env := r.envelope(emlKey(j.path), fi.ModTime(), "mtime", map[string]string{
 			"format": "eml", "path": metaPath(j.path), "folder": j.folder, "compression": compression,
@@ -484,6 +510,7 @@ func (r *runner) maildirMessage(j *job) {
 	if raw == nil {
 		return
 	}
+	defer r.mem.release(fi.Size())
 	n := ParseMaildirName(name)
 	at, src := maildirReceivedAt(fi.ModTime(), n)
 	meta := map[string]string{

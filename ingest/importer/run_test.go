@@ -523,3 +523,36 @@ func TestWarningsAndProgress(t *testing.T) {
 		t.Errorf("last progress %+v, summary bytes %d, want %d", last, sum.Bytes, total)
 	}
 }
+
+// The memory budget holds however many workers there are: with a budget of
+// three messages, never more than three are in memory at once.
+func TestMemoryBudget(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 40; i++ {
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("m%02d.eml", i)), []byte(fmt.Sprintf("From: a@example.com\nSubject: %d\n\n%s\n", i, strings.Repeat("x", 1000))))
+	}
+	a := &peakArchive{fakeArchive: newFakeArchive()}
+	sum := runImport(t, a, []string{dir}, Options{Workers: 16, MemoryBudget: 3 * 1100})
+	if sum.Archived != 40 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if a.peak > 3 {
+		t.Fatalf("%d messages in memory at once, budget allows 3", a.peak)
+	}
+}
+
+type peakArchive struct {
+	*fakeArchive
+	mu        sync.Mutex
+	now, peak int
+}
+
+func (p *peakArchive) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (ingest.Receipt, error) {
+	p.mu.Lock()
+	p.now++
+	p.peak = max(p.peak, p.now)
+	p.mu.Unlock()
+	time.Sleep(2 * time.Millisecond)
+	defer func() { p.mu.Lock(); p.now--; p.mu.Unlock() }()
+	return p.fakeArchive.Archive(ctx, env, raw)
+}

@@ -172,8 +172,8 @@ func TestJournalReports(t *testing.T) {
 		// --full below checks its SHA-256 against the entry).
 		if d.evidence == "" || evidence[d.evidence] {
 			t.Errorf("%s: evidence object %q (want one of its own)", name, d.evidence)
-		} else if _, err := os.Stat(filepath.Join(in.data, "objects", filepath.FromSlash(d.evidence))); err != nil {
-			t.Errorf("%s: evidence object: %v", name, err)
+		} else if !objectExists(t, filepath.Join(in.data, "objects"), d.evidence) {
+			t.Errorf("%s: evidence object %s is not in the store", name, d.evidence)
 		}
 		evidence[d.evidence] = true
 	}
