@@ -149,9 +149,10 @@ type Index struct {
 	ftsMu  sync.Mutex // one full-text indexer at a time
 
 	// Statements of the ingest path, prepared once.
-	bySHA   *sql.Stmt
-	byKey   *sql.Stmt
-	message *sql.Stmt
+	bySHA       *sql.Stmt
+	byKey       *sql.Stmt
+	message     *sql.Stmt
+	commitStmts []*sql.Stmt // commitSQL, in order
 }
 
 // Open opens (creating if needed) the index database at path. macKey keys
@@ -207,12 +208,20 @@ func Open(path string, macKey []byte) (*Index, error) {
 			return nil, fmt.Errorf("index: %s: %w", path, err)
 		}
 	}
+	for _, q := range commitSQL {
+		st, err := db.Prepare(q)
+		if err != nil {
+			ix.Close()
+			return nil, fmt.Errorf("index: %s: %w", path, err)
+		}
+		ix.commitStmts = append(ix.commitStmts, st)
+	}
 	return ix, nil
 }
 
 // Close closes the database.
 func (ix *Index) Close() error {
-	for _, st := range []*sql.Stmt{ix.bySHA, ix.byKey, ix.message} {
+	for _, st := range append([]*sql.Stmt{ix.bySHA, ix.byKey, ix.message}, ix.commitStmts...) {
 		if st != nil {
 			st.Close()
 		}
@@ -339,10 +348,7 @@ func (ix *Index) Commit(b *Batch) error {
 
 func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 	if len(b.Entries) > 0 {
-		st, err := tx.Prepare(`INSERT INTO entries(seq, kind, ref, line, leaf) VALUES(?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
+		st := tx.Stmt(ix.commitStmts[0])
 		defer st.Close()
 		for _, e := range b.Entries {
 			leaf := ledger.LeafHash(e.Line)
@@ -356,12 +362,7 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 		}
 	}
 	if len(b.Messages) > 0 {
-		st, err := tx.Prepare(`INSERT INTO messages(seq, sha256, size, object, key_object, object_sha256, object_size,
-			archived_at, date, from_addr, to_addrs, cc_addrs, subject, message_id, header, structure, problems, state, mac)
-			VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
+		st := tx.Stmt(ix.commitStmts[1])
 		defer st.Close()
 		for i := range b.Messages {
 			m := &b.Messages[i]
@@ -395,20 +396,11 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 		}
 	}
 	if len(b.Deliveries) > 0 {
-		st, err := tx.Prepare(`INSERT INTO deliveries(seq, message, delivery_key, source, sender, received_at, envelope, mac) VALUES(?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
+		st := tx.Stmt(ix.commitStmts[2])
 		defer st.Close()
-		rst, err := tx.Prepare(`INSERT INTO recipients(delivery, message, addr, kind) VALUES(?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
+		rst := tx.Stmt(ix.commitStmts[3])
 		defer rst.Close()
-		cst, err := tx.Prepare(`INSERT OR IGNORE INTO custodians(addr, message, delivery) VALUES(?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
+		cst := tx.Stmt(ix.commitStmts[4])
 		defer cst.Close()
 		for i := range b.Deliveries {
 			d := &b.Deliveries[i]
@@ -432,10 +424,7 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 		}
 	}
 	if len(b.Tokens) > 0 {
-		st, err := tx.Prepare(`INSERT INTO fts_docs(docid, tokens) VALUES(?, ?)`)
-		if err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
+		st := tx.Stmt(ix.commitStmts[5])
 		defer st.Close()
 		for seq, toks := range b.Tokens {
 			if _, err := st.Exec(int64(seq), toks); err != nil {
@@ -630,4 +619,17 @@ func (ix *Index) Scrub(ctx context.Context) error {
 		return fmt.Errorf("index: scrub: %w", err)
 	}
 	return nil
+}
+
+// commitSQL are the statements of Commit, prepared once at Open (the
+// ingest path runs them for every delivery).
+var commitSQL = []string{
+	`INSERT INTO entries(seq, kind, ref, line, leaf) VALUES(?,?,?,?,?)`,
+	`INSERT INTO messages(seq, sha256, size, object, key_object, object_sha256, object_size,
+			archived_at, date, from_addr, to_addrs, cc_addrs, subject, message_id, header, structure, problems, state, mac)
+			VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	`INSERT INTO deliveries(seq, message, delivery_key, source, sender, received_at, envelope, mac) VALUES(?,?,?,?,?,?,?,?)`,
+	`INSERT INTO recipients(delivery, message, addr, kind) VALUES(?,?,?,?)`,
+	`INSERT OR IGNORE INTO custodians(addr, message, delivery) VALUES(?,?,?)`,
+	`INSERT INTO fts_docs(docid, tokens) VALUES(?, ?)`,
 }

@@ -101,6 +101,9 @@ type Store struct {
 
 	rmu   sync.Mutex
 	reads map[uint32]*os.File // read handles
+
+	// Prepared once: the ingest path runs them for every object.
+	qLookup, qInsert *sql.Stmt
 }
 
 var (
@@ -144,6 +147,14 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("objstore/volume: open %s: map: %w", dir, err)
 		}
 	}
+	if s.qLookup, err = s.db.Prepare(`SELECT vol, off, size, mtime FROM objects WHERE key = ?`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("objstore/volume: open %s: map: %w", dir, err)
+	}
+	if s.qInsert, err = s.db.Prepare(`INSERT OR REPLACE INTO objects(key, vol, off, size, mtime) VALUES(?,?,?,?,?)`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("objstore/volume: open %s: map: %w", dir, err)
+	}
 	if s.readOnly {
 		return s, nil
 	}
@@ -178,6 +189,11 @@ func (s *Store) Close() error {
 	}
 	s.reads = map[uint32]*os.File{}
 	s.rmu.Unlock()
+	for _, st := range []*sql.Stmt{s.qLookup, s.qInsert} {
+		if st != nil {
+			st.Close()
+		}
+	}
 	if s.db != nil {
 		s.db.Close()
 		s.db = nil
@@ -424,7 +440,7 @@ func (s *Store) lookup(ctx context.Context, key string) (loc, error) {
 	if ok {
 		return l, nil
 	}
-	err := s.db.QueryRowContext(ctx, `SELECT vol, off, size, mtime FROM objects WHERE key = ?`, key).Scan(&l.vol, &l.off, &l.size, &l.mtime)
+	err := s.qLookup.QueryRowContext(ctx, key).Scan(&l.vol, &l.off, &l.size, &l.mtime)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, fmt.Errorf("%w: %s", objstore.ErrNotExist, key)
 	}
@@ -468,11 +484,6 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) er
 	if s.readOnly {
 		return ErrReadOnly
 	}
-	if _, err := s.lookup(ctx, key); err == nil {
-		return objstore.ErrExist
-	} else if !errors.Is(err, objstore.ErrNotExist) {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.active == nil {
@@ -483,8 +494,8 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) er
 	if _, ok := s.pending[key]; ok {
 		return objstore.ErrExist
 	}
-	var one int
-	if err := s.db.QueryRowContext(ctx, `SELECT 1 FROM objects WHERE key = ?`, key).Scan(&one); err == nil {
+	var l loc
+	if err := s.qLookup.QueryRowContext(ctx, key).Scan(&l.vol, &l.off, &l.size, &l.mtime); err == nil {
 		return objstore.ErrExist
 	} else if !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -629,11 +640,7 @@ func (s *Store) flushLocked(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback()
-	st, err := tx.Prepare(`INSERT OR REPLACE INTO objects(key, vol, off, size, mtime) VALUES(?,?,?,?,?)`)
-	if err != nil {
-		restore()
-		return err
-	}
+	st := tx.StmtContext(ctx, s.qInsert)
 	for k, l := range rows {
 		if _, err := st.Exec(k, l.vol, l.off, l.size, l.mtime); err != nil {
 			st.Close()
