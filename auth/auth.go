@@ -111,7 +111,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("auth: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	if _, err := db.Exec(schema); err != nil {
+	if _, err := db.Exec(schema + tokenSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("auth: %s: schema: %w", path, err)
 	}
