@@ -619,12 +619,17 @@ func TestDovecotOutage(t *testing.T) {
 	var once sync.Once
 	stopped := make(chan struct{})
 	ca := &countingArchiver{Archiver: st}
+	// From the 1,500th message on, every Archive waits until Dovecot is
+	// down: the harvester cannot finish the mailbox before the outage,
+	// however fast the archive is. A small memory budget bounds what it
+	// has already fetched.
 	ca.hook = func(n int64) {
-		if n == 1500 {
+		if n >= 1500 {
 			once.Do(func() { go func() { d.Stop(); close(stopped) }() })
+			<-stopped
 		}
 	}
-	h := newTestHarvester(t, ca, Options{BatchSize: 200, MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second},
+	h := newTestHarvester(t, ca, Options{BatchSize: 200, MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second, MemoryBudget: 2 << 20},
 		sourceFor(t, d, "a", "alice", "pw"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
