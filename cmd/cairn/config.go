@@ -33,6 +33,7 @@ type Config struct {
 	Accounts  AccountsConfig  `mapstructure:"accounts"`
 	Harvest   HarvestConfig   `mapstructure:"harvest"`
 	Retention RetentionConfig `mapstructure:"retention"`
+	HTTP      HTTPConfig      `mapstructure:"http"`
 
 	file string // the file it came from, if any
 }
@@ -280,6 +281,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Retention.Validate(); err != nil {
+		return err
+	}
+	if err := c.HTTP.Validate(); err != nil {
 		return err
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,12 @@ type deps struct {
 	archive *archive.Store
 	keys    *keys
 	audit   *audit.Log // every service records its accesses here (fail closed)
+
+	// started holds each service by name once it has started, and
+	// allStarted is set when every one has: the HTTP API reads the
+	// others' status (metrics, retention) and its readiness from them.
+	started    sync.Map
+	allStarted atomic.Bool
 }
 
 // service is one long-running part of `cairn serve` (SMTP receiver, IMAP
@@ -129,6 +136,7 @@ func runServices(ctx context.Context, d *deps) error {
 		if svc == nil {
 			continue
 		}
+		d.started.Store(s.name, svc)
 		wg.Add(1)
 		go func(name string, svc service) {
 			defer wg.Done()
@@ -138,6 +146,7 @@ func runServices(ctx context.Context, d *deps) error {
 			}
 		}(s.name, svc)
 	}
+	d.allStarted.Store(true)
 	<-ctx.Done()
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {

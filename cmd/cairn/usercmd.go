@@ -155,7 +155,7 @@ Every change is recorded in the audit log first; without it, nothing changes.`,
 		},
 	}
 	passwd.Flags().BoolVar(&passwdStdin, "password-stdin", false, "read the password from the first line of standard input")
-	cmd.AddCommand(add, list, setDisabled(true), setDisabled(false), passwd)
+	cmd.AddCommand(add, list, setDisabled(true), setDisabled(false), passwd, tokenCmd())
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,6 +49,7 @@ verify could not run.`,
 			if !quiet {
 				opts.Progress = func(done, total uint64) { bar.update(int64(done), int64(total), 0) }
 			}
+			t0 := time.Now()
 			rep, err := st.Verify(ctx, opts)
 			bar.done()
 			if err != nil {
@@ -74,6 +76,7 @@ verify could not run.`,
 			if err != nil {
 				return err
 			}
+			recordVerify(cfg, opts.Full, rep, lockProblems, time.Since(t0)) // for cairn serve's /metrics
 			if !rep.OK() || lockProblems > 0 {
 				return &exitError{1, fmt.Errorf("verification FAILED: %d problems", len(rep.Problems)+lockProblems)}
 			}
