@@ -1,0 +1,5 @@
+cairn-export/v1
+01a216fa-fab7-7313-99b0-64dc5eaff029
+a881376a3bcbe4a07c55b68b006262ac66978e28e536959cca63580e17743fd7
+
+— test.example/cairn N9GsVrB7leZ3ChD1e8NWMg40y840aXrtk11xmSFJ+OwW+Ft6O76jxJO4RHb9OCwIkTe+SAYE1u/yzgJezpaASBl1aQQ=

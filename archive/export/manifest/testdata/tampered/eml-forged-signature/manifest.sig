@@ -1,0 +1,5 @@
+cairn-export/v1
+01a216fa-fab7-7313-99b0-64dc5eaff029
+9c3cc0f8975a47c736af2e0b3c9bb7eb1d51e88247c8e7db11beaa1869ad38b3
+
+— test.example/cairn s3H8aLdOHeiVZjtWJi3Sb7pZ5FQS/tNh4HMIt2BsvE5Rh5nD0CwOLpuXOorrZoSu7zwshXfoC36Tk36sHyG7pxijfA4=

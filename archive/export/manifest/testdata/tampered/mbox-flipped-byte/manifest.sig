@@ -1,0 +1,5 @@
+cairn-export/v1
+01a216fa-fabf-7974-9cbb-f094ee86d717
+3bdba32bd6b6249ccf4eba3102d0c06c9bbe7b5a0cb426ad6c656e9408fb53c8
+
+— test.example/cairn N9GsVkd59tfFbgnpcQUmilhpMs5eoDGdAGQN5f52YxA2AZ7Lrp6cPpviJE4DF2M1+H/i9vTTxphj/GhGvNi3LX9FiAs=
