@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-archive/cairn/archive"
+	"github.com/cairn-archive/cairn/archive/export"
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/auth"
@@ -149,6 +150,11 @@ func newHarness(t *testing.T, opts func(*Options)) *harness {
 	}
 	o := Options{
 		Archive: h.st, Accounts: h.acc, Audit: h.rec, SearchKey: ring.SearchKey(),
+		ExportDir: filepath.Join(dir, "exports"),
+		Export: func(ctx context.Context, actor audit.Actor, source audit.Source, req ExportRequest, out string) (*export.Result, error) {
+			return export.Run(ctx, h.st, export.Options{Case: req.Case, Holds: h.m, Query: req.Query, Out: out, Format: req.Format,
+				Actor: actor, Source: source, Audit: h.rec})
+		},
 		Retention: func() *retention.Manager { return h.m },
 		Metrics:   NewMetrics(MetricsSources{Archive: h.st, Audit: h.alog}),
 		Ready:     []Check{ArchiveCheck(h.st), IndexCheck(h.st), ObjectStoreCheck(objs)},

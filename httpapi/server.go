@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-archive/cairn/archive"
+	"github.com/cairn-archive/cairn/archive/export"
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/auth"
 	"github.com/cairn-archive/cairn/imapview/search"
@@ -38,8 +39,10 @@ type Options struct {
 	// Retention returns the retention manager (holds, erasure, explain),
 	// or nil while it is not running: those calls then answer 503.
 	Retention func() *retention.Manager
-	// Export runs an eDiscovery export; nil answers 501.
-	Export ExportFunc
+	// Export runs an eDiscovery export into a new folder under ExportDir;
+	// either unset answers 501.
+	Export    ExportFunc
+	ExportDir string
 	// Metrics, if set, is served at /metrics (see NewMetrics).
 	Metrics *Metrics
 	// MetricsPublic serves /metrics without a token (for a scraper that
@@ -179,6 +182,7 @@ func (s *Server) table() []*Route {
 		{Method: "POST", Path: "/api/v1/erasures", Roles: legal, Action: audit.ActionErase, Library: true, h: s.erase},
 		{Method: "GET", Path: "/api/v1/retention/explain/{id}", Roles: legal, Action: audit.ActionLogin, h: s.explain},
 		{Method: "POST", Path: "/api/v1/exports", Roles: legal, Action: audit.ActionExport, Library: true, h: s.export},
+		{Method: "GET", Path: "/api/v1/exports/{id}", Roles: legal, Action: audit.ActionFetch, h: s.downloadExport},
 		{Method: "GET", Path: "/api/v1/users", Roles: admins, Action: audit.ActionLogin, h: s.listUsers},
 		{Method: "POST", Path: "/api/v1/users", Roles: admins, Action: audit.ActionUserChange, h: s.addUser},
 		{Method: "POST", Path: "/api/v1/users/{name}/disable", Roles: admins, Action: audit.ActionUserChange, h: s.disableUser},
@@ -473,6 +477,8 @@ func (s *Server) classify(err error) *apiError {
 	case errors.Is(err, retention.ErrNoHold), errors.Is(err, retention.ErrNoMessage), errors.Is(err, archive.ErrNotFound),
 		errors.Is(err, auth.ErrNotFound):
 		return errorf(http.StatusNotFound, "%v", err)
+	case errors.Is(err, export.ErrNoActiveHold):
+		return errorf(http.StatusConflict, "%v", err)
 	case errors.Is(err, auth.ErrExists):
 		return errorf(http.StatusConflict, "%v", err)
 	case errors.Is(err, retention.ErrNoArchive):

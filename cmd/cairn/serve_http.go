@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cairn-archive/cairn/archive/export"
+	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/httpapi"
 	"github.com/cairn-archive/cairn/ingest/harvest"
 	"github.com/cairn-archive/cairn/ingest/smtp"
@@ -137,6 +139,7 @@ func startHTTP(ctx context.Context, d *deps) (service, error) {
 			return nil
 		},
 		Export:        httpExport(d),
+		ExportDir:     d.cfg.exportDir(),
 		Metrics:       s.metrics,
 		MetricsPublic: c.MetricsPublic,
 		MaxResults:    c.MaxResults,
@@ -214,6 +217,19 @@ func (s *httpService) Run(ctx context.Context) error {
 	return err
 }
 
-// httpExport returns the API's export function; serve_http_export.go sets
-// it once the export library is in the build.
-var httpExport = func(d *deps) httpapi.ExportFunc { return nil }
+// httpExport is the API's export: export.Run on the archive serve holds,
+// with the holds of the running retention service.
+func httpExport(d *deps) httpapi.ExportFunc {
+	return func(ctx context.Context, actor audit.Actor, source audit.Source, req httpapi.ExportRequest, out string) (*export.Result, error) {
+		var holds export.HoldSource
+		if req.Case != "" {
+			v, ok := d.service("retention")
+			if !ok {
+				return nil, errors.New("retention is not running yet; retry")
+			}
+			holds = v.(*retentionService).m
+		}
+		return export.Run(ctx, d.archive, export.Options{Case: req.Case, Holds: holds, Query: req.Query, Out: out,
+			Format: req.Format, Actor: actor, Source: source, Audit: d.audit})
+	}
+}
