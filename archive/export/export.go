@@ -411,7 +411,10 @@ func (w *writer) open() error {
 		return err
 	}
 	w.csvHash = sha256.New()
-	w.csv = csv.NewWriter(io.MultiWriter(w.csvF, w.csvHash))
+	cw := io.MultiWriter(w.csvF, w.csvHash)
+	io.WriteString(cw, manifest.CSVBOM)
+	w.csv = csv.NewWriter(cw)
+	w.csv.UseCRLF = true
 	w.csv.Write(manifest.CSVHeader)
 	switch w.hdr.Layout {
 	case FormatEML:

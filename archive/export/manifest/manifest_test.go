@@ -267,6 +267,9 @@ func TestCSVRecordEscapes(t *testing.T) {
 		Subject: "=HYPERLINK(\"x\")", From: "-x@example.com", MessageID: "@id", Custodians: []string{"+a@example.com", "b@example.com"},
 		Entries: []Entry{{Seq: 7}, {Seq: 9}}}
 	r := CSVRecord(m)
+	if got := CSVRecord(&Message{Subject: "two\r\nlines\rand\nmore"})[8]; got != "two lines and more" {
+		t.Fatalf("line breaks: %q", got)
+	}
 	if len(r) != len(CSVHeader) || r[0] != "7" || r[8] != "'=HYPERLINK(\"x\")" || r[7] != "'-x@example.com" || r[9] != "'@id" ||
 		r[10] != "'+a@example.com;b@example.com" || r[11] != "7 9" || r[2] != "" {
 		t.Fatalf("%q", r)

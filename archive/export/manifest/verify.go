@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -235,7 +236,13 @@ func (vr *verifier) header(h *Header, sigID string, sigOK bool) error {
 	if vr.expected[FileCSV] {
 		if f, err := vr.openRegular(FileCSV); err == nil {
 			vr.csvFile = f
-			vr.csv = csv.NewReader(f)
+			br := bufio.NewReader(f)
+			if bom, err := br.Peek(len(CSVBOM)); err == nil && string(bom) == CSVBOM {
+				br.Discard(len(CSVBOM))
+			} else {
+				vr.problem(ProblemCSV, -1, FileCSV, "it does not start with a UTF-8 byte order mark")
+			}
+			vr.csv = csv.NewReader(br)
 			vr.csv.FieldsPerRecord = len(CSVHeader)
 			vr.csv.ReuseRecord = true
 			row, err := vr.csv.Read()

@@ -1,5 +1,5 @@
 cairn-export/v1
-01a216fa-fab7-7313-99b0-64dc5eaff029
-9c3cc0f8975a47c736af2e0b3c9bb7eb1d51e88247c8e7db11beaa1869ad38b3
+01a21705-bcbe-71ed-a5bc-358d71018f0b
+a93a56138f08bf8b0957faaf0217066bdfbddd837f989373f94dd96d70a7a931
 
-— test.example/cairn s3H8aLdOHeiVZjtWJi3Sb7pZ5FQS/tNh4HMIt2BsvE5Rh5nD0CwOLpuXOorrZoSu7zwshXfoC36Tk36sHyG7pxijfA4=
+— test.example/cairn wY4C5d2z+d25vCDrrbzxPkhbqSwccVKqi7Q4O6hUsPAJSxyW1MZk8Z4o31CQLpmF3va5JsLRG7rOifc8rqfFyf4ueAk=

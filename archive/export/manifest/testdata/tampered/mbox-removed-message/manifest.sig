@@ -1,5 +1,5 @@
 cairn-export/v1
-01a216fa-fabf-7974-9cbb-f094ee86d717
-3bdba32bd6b6249ccf4eba3102d0c06c9bbe7b5a0cb426ad6c656e9408fb53c8
+01a21705-bcd4-78d7-b5b8-a463d07d6640
+1b6fc42061b9276e58d7908118a1308a161bb899305440014ad0d77b27fab3d9
 
-— test.example/cairn N9GsVkd59tfFbgnpcQUmilhpMs5eoDGdAGQN5f52YxA2AZ7Lrp6cPpviJE4DF2M1+H/i9vTTxphj/GhGvNi3LX9FiAs=
+— test.example/cairn 2Q46LJ5RS85Nb2fT5+/OEywQBUVVbVpkxoRqNjguH6j0oc81Fpl41rATI4IuzCRbtCqmltFNZhrgilKOTPqFePp8lQA=
