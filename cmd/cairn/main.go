@@ -53,6 +53,8 @@ func main() {
 		holdCmd(),
 		retentionCmd(),
 		eraseCmd(),
+		exportCmd(),
+		verifyExportCmd(),
 	)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := root.ExecuteContext(ctx)
