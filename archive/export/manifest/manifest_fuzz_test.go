@@ -59,7 +59,10 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzVerifyManifest: whatever manifest.json holds, Verify neither panics
-// nor passes an export whose manifest is not the signed one.
+// nor passes an export whose manifest is not the signed one. Coverage here
+// is not deterministic (goroutines, timers), so run it with a short
+// -fuzzminimizetime (2s): the default minute of minimising each
+// "interesting" input otherwise takes the whole run.
 func FuzzVerifyManifest(f *testing.F) {
 	fuzzSeeds(f)
 	key := testKey(f)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -310,5 +311,26 @@ func TestSignature(t *testing.T) {
 	}
 	if _, err := Sign("a\nb", d, s); err == nil {
 		t.Fatal("an id with a newline signed")
+	}
+}
+
+// TestDependencies: the verifier is what a court's expert audits and runs,
+// so it depends on the standard library, the note format and the Merkle
+// proofs only, never on the archive.
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		first, _, _ := strings.Cut(p, "/")
+		switch {
+		case !strings.Contains(first, "."), // the standard library
+			p == "github.com/cairn-archive/cairn/archive/export/manifest",
+			strings.HasPrefix(p, "golang.org/x/mod/sumdb/note"),
+			strings.HasPrefix(p, "github.com/transparency-dev/merkle"):
+		default:
+			t.Errorf("the verifier depends on %s", p)
+		}
 	}
 }
