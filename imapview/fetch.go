@@ -334,7 +334,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			}
 		}
 		var pf *prefetcher
-		if nd.body {
+		if nd.body && len(ms) > 1 {
+			// One message (mbsync asks for one per command): opened in
+			// place, without the prefetcher's goroutines.
 			pf = s.prefetch(ctx, ms, rows)
 			defer pf.close()
 		}
@@ -348,6 +350,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			var openErr error
 			if pf != nil {
 				opened, openErr = pf.take(i)
+			} else if nd.body {
+				ix := r.ix
+				opened, openErr = s.srv.opts.Store.OpenMessageRow(ctx, &ix)
 			}
 			if err := s.fetchOne(ctx, w, options, nd, seqs[i], m, r, changed[m.msg], opened, openErr); err != nil {
 				var ie *imap.Error
