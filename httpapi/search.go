@@ -45,8 +45,11 @@ func scopeSQL(s auth.Scope, msgExpr string) (where string, args []any, ok bool) 
 type searchRequest struct {
 	// Query is in `cairn search`'s language (IMAP SEARCH keys).
 	Query string `json:"query"`
-	// Limit caps the matches returned (default 100).
+	// Limit caps the matches returned (default 100, at most MaxResults).
 	Limit int `json:"limit,omitempty"`
+	// After pages: only messages with a greater seq (the previous page's
+	// next).
+	After *uint64 `json:"after,omitempty"`
 }
 
 // Match is one search result.
@@ -60,11 +63,12 @@ type Match struct {
 }
 
 type searchResult struct {
-	Query   string  `json:"query"`
-	Count   int     `json:"count"` // matches in all (within the scope)
+	Query string `json:"query"`
+	// Count is how many messages match in all (within the scope).
+	Count   int     `json:"count"`
 	Matches []Match `json:"matches"`
-	// Truncated: more matches than returned (raise limit).
-	Truncated bool `json:"truncated,omitempty"`
+	// Next, when set, is the after of the next page.
+	Next *uint64 `json:"next,omitempty"`
 }
 
 func (s *Server) search(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -92,7 +96,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, c *call) error {
 			s.lg.Warn("full-text index not brought up to date; recent messages may be missing", "err", err)
 		}
 	}
-	var matches []Match
+	res := searchResult{Query: node.String(), Matches: []Match{}}
 	if scope, sargs, ok := scopeSQL(c.p.User.Scope, "m.seq"); ok {
 		where := `m.state = 0 AND (` + comp.Where + `)`
 		args := append([]any(nil), comp.Args...)
@@ -100,28 +104,48 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, c *call) error {
 			where += " AND " + scope
 			args = append(args, sargs...)
 		}
-		if matches, err = s.query(ctx, where, args); err != nil {
+		if res.Count, err = s.count(ctx, where, args); err != nil {
 			return err
 		}
-	}
-	if len(comp.Phrases) > 0 && len(matches) <= s.opts.ConfirmLimit {
-		kept := matches[:0]
-		for _, m := range matches {
-			if search.ConfirmStored(ctx, s.opts.Archive, m.Seq, comp.Phrases) {
-				kept = append(kept, m)
+		var matches []Match
+		// IMAP's substring rule for BODY and TEXT, as the IMAP view keeps
+		// it: with few word matches each is checked for the exact phrase;
+		// beyond, matching is by words.
+		confirm := len(comp.Phrases) > 0 && res.Count <= s.opts.ConfirmLimit
+		if confirm {
+			all, err := s.page(ctx, where, args, nil, res.Count)
+			if err != nil {
+				return err
 			}
+			for _, m := range all {
+				if search.ConfirmStored(ctx, s.opts.Archive, m.Seq, comp.Phrases) {
+					matches = append(matches, m)
+				}
+			}
+			res.Count = len(matches)
+			if req.After != nil {
+				i := 0
+				for i < len(matches) && matches[i].Seq <= *req.After {
+					i++
+				}
+				matches = matches[i:]
+			}
+		} else if matches, err = s.page(ctx, where, args, req.After, req.Limit+1); err != nil {
+			return err
 		}
-		matches = kept
-	}
-	res := searchResult{Query: node.String(), Count: len(matches), Matches: matches}
-	if len(matches) > req.Limit {
-		res.Matches, res.Truncated = matches[:req.Limit], true
-	}
-	if res.Matches == nil {
-		res.Matches = []Match{}
+		if len(matches) > req.Limit {
+			matches = matches[:req.Limit]
+			next := matches[len(matches)-1].Seq
+			res.Next = &next
+		}
+		res.Matches = append(res.Matches, matches...)
 	}
 	ev := c.event(audit.OutcomeSuccess)
-	ev.Details = audit.Details{Query: node.String(), Count: int64(len(matches)), Note: fmt.Sprintf("%d returned", len(res.Matches))}
+	ev.Details = audit.Details{Query: node.String(), Count: int64(len(res.Matches)),
+		Note: fmt.Sprintf("%d returned of %d matches", len(res.Matches), res.Count)}
+	if req.After != nil {
+		ev.Details.Note += fmt.Sprintf(", after %d", *req.After)
+	}
 	if err := c.record(ctx, ev); err != nil {
 		return err
 	}
@@ -129,13 +153,27 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, c *call) error {
 	return nil
 }
 
-// query runs a search condition over m (messages) and d (first delivery).
-// It reads at most MaxResults+ConfirmLimit rows: beyond, the answer says
-// so rather than hold an unbounded list.
-func (s *Server) query(ctx context.Context, where string, args []any) ([]Match, error) {
-	limit := s.opts.MaxResults + s.opts.ConfirmLimit + 1
-	rows, err := s.db.QueryContext(ctx, `SELECT m.seq, d.received_at, m.date, m.from_addr, m.subject, m.size FROM messages m
-		JOIN deliveries d ON d.seq = m.seq WHERE `+where+` ORDER BY m.seq LIMIT `+strconv.Itoa(limit), args...)
+const searchFrom = ` FROM messages m JOIN deliveries d ON d.seq = m.seq WHERE `
+
+// count counts the messages matching a condition over m (messages) and d
+// (first delivery).
+func (s *Server) count(ctx context.Context, where string, args []any) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*)`+searchFrom+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("search: %w", err)
+	}
+	return n, nil
+}
+
+// page returns up to limit matches after seq after (nil: from the start),
+// in seq order: a range of the primary key, however deep the page.
+func (s *Server) page(ctx context.Context, where string, args []any, after *uint64, limit int) ([]Match, error) {
+	if after != nil {
+		where = `m.seq > ? AND ` + where
+		args = append([]any{int64(*after)}, args...)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT m.seq, d.received_at, m.date, m.from_addr, m.subject, m.size`+searchFrom+where+
+		` ORDER BY m.seq LIMIT `+strconv.Itoa(limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
@@ -154,13 +192,7 @@ func (s *Server) query(ctx context.Context, where string, args []any) ([]Match, 
 		}
 		out = append(out, m)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	if len(out) == limit {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "more than %d matches: narrow the query", limit-1)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // inScope reports whether the caller's scope covers message seq.

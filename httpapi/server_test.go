@@ -483,3 +483,34 @@ func TestExportRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Search pages through the matches with after/next, whatever their number.
+func TestSearchPages(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxResults = 2 })
+	var seen []uint64
+	var after *uint64
+	for page := 0; page < 5; page++ {
+		body := map[string]any{"query": "ALL", "limit": 2}
+		if after != nil {
+			body["after"] = *after
+		}
+		code, _, b := h.do("POST", "/api/v1/search", "auditor", body)
+		var res searchResult
+		if code != 200 || json.Unmarshal(b, &res) != nil || res.Count != 3 {
+			t.Fatalf("page %d: %d %s", page, code, b)
+		}
+		for _, m := range res.Matches {
+			seen = append(seen, m.Seq)
+		}
+		if res.Next == nil {
+			break
+		}
+		after = res.Next
+	}
+	if len(seen) != 3 || seen[0] >= seen[1] || seen[1] >= seen[2] {
+		t.Fatalf("pages gave %v", seen)
+	}
+	if code, _, _ := h.do("POST", "/api/v1/search", "auditor", map[string]any{"query": "ALL", "limit": 3}); code != 400 {
+		t.Fatalf("limit over max_results: %d", code)
+	}
+}
