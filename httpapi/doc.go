@@ -2,7 +2,7 @@
 // Prometheus metrics, and JSON endpoints for search, message reads,
 // litigation holds, erasure requests, retention explanations, exports and
 // accounts. `cairn serve` mounts it (cmd/cairn/serve_http.go); the
-// routes, their roles and their audit actions are the table in routes.go,
+// routes, their roles and their audit actions are the table in server.go,
 // and openapi.yaml describes them (a test keeps the two in step).
 //
 // Invariants:
