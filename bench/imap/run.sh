@@ -68,6 +68,7 @@ work, port = sys.argv[1], sys.argv[2]
 c = yaml.safe_load(open(work + "/cairn.yaml.example"))
 c["data_dir"] = work + "/cairn-data"
 c["smtp"]["enabled"] = False
+c["http"]["enabled"] = False
 c["imap"]["listen"] = "127.0.0.1:" + port
 c["log"]["level"] = "warn"
 yaml.safe_dump(c, open(work + "/cairn.yaml", "w"))

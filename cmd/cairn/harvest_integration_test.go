@@ -67,6 +67,8 @@ func harvestDovecot(t *testing.T, folders map[string]int, extra string) (*doveco
   enabled: false
 imap:
   enabled: false
+http:
+  enabled: false
 harvest:
   sources:
     - name: alice
