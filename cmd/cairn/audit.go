@@ -164,11 +164,7 @@ edited, removed, reordered or inserted event. Exit status 1 on damage.`,
 				return err
 			}
 			ctx := cmd.Context()
-			objs, err := openObjects(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			k, err := loadKeys(ctx, cfg, objs)
+			objs, k, err := openParts(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -204,11 +200,7 @@ func withAuditRO(cmd *cobra.Command, fn func(context.Context, *audit.Log) error)
 	if !fileExists(cfg.auditDB()) {
 		return fmt.Errorf("%s does not exist: nothing has been audited yet", cfg.auditDB())
 	}
-	objs, err := openObjects(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	k, err := loadKeys(ctx, cfg, objs)
+	objs, k, err := openParts(ctx, cfg)
 	if err != nil {
 		return err
 	}

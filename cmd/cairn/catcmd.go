@@ -24,11 +24,7 @@ message in hex.`,
 				return err
 			}
 			ctx := cmd.Context()
-			objs, err := openObjects(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			k, err := loadKeys(ctx, cfg, objs)
+			objs, k, err := openParts(ctx, cfg)
 			if err != nil {
 				return err
 			}

@@ -27,11 +27,7 @@ the older identities, which the file keeps.`,
 				return err
 			}
 			defer lock.Close()
-			objs, err := openObjects(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			k, err := loadKeys(ctx, cfg, objs)
+			objs, k, err := openParts(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -56,14 +52,11 @@ the older identities, which the file keeps.`,
 			if err != nil {
 				return err
 			}
-			objs, err := openObjects(cmd.Context(), cfg)
+			objs, k, err := openParts(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			k, err := loadKeys(cmd.Context(), cfg, objs)
-			if err != nil {
-				return err
-			}
+			defer closeObjects(objs)
 			for _, kek := range k.ring.KEKs() {
 				mark := ""
 				if kek == k.ring.Current() {

@@ -139,13 +139,23 @@ const (
 	readOnly
 )
 
-// openArchive opens the archive described by cfg.
-func openArchive(ctx context.Context, cfg *Config, mode openMode) (*archive.Store, *keys, error) {
+// openParts opens the object store and the keys that open it.
+func openParts(ctx context.Context, cfg *Config) (objstore.Store, *keys, error) {
 	objs, err := openObjects(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	k, err := loadKeys(ctx, cfg, objs)
+	if err != nil {
+		closeObjects(objs)
+		return nil, nil, err
+	}
+	return objs, k, nil
+}
+
+// openArchive opens the archive described by cfg.
+func openArchive(ctx context.Context, cfg *Config, mode openMode) (*archive.Store, *keys, error) {
+	objs, k, err := openParts(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -176,11 +176,7 @@ func openRetention(cmd *cobra.Command, mode retentionMode) (*retentionEnv, error
 		return nil, err
 	}
 	lm, _ := cfg.Retention.lockMode()
-	objs, err := openObjects(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	k, err := loadKeys(ctx, cfg, objs)
+	objs, k, err := openParts(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -47,11 +47,7 @@ audit.keep_queries) before any result is printed.`,
 			if err != nil {
 				return err
 			}
-			objs, err := openObjects(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			k, err := loadKeys(ctx, cfg, objs)
+			objs, k, err := openParts(ctx, cfg)
 			if err != nil {
 				return err
 			}

@@ -82,11 +82,7 @@ first start, listeners on 127.0.0.1 only.`,
 				}
 				fmt.Fprintf(os.Stderr, "first start: initialised %s (ledger %s); back up %s\n", cfg.DataDir, res.origin, cfg.archiveKeyPath())
 			}
-			objs, err := openObjects(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			k, err := loadKeys(ctx, cfg, objs)
+			objs, k, err := openParts(ctx, cfg)
 			if err != nil {
 				return err
 			}

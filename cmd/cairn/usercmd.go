@@ -184,11 +184,7 @@ func withAccounts(cmd *cobra.Command, name, note string, change func(context.Con
 		return err
 	}
 	ctx := cmd.Context()
-	objs, err := openObjects(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	k, err := loadKeys(ctx, cfg, objs)
+	objs, k, err := openParts(ctx, cfg)
 	if err != nil {
 		return err
 	}

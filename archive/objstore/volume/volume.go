@@ -854,35 +854,11 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(objstore.Info) 
 	}
 	s.mu.Unlock()
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Key < extra[j].Key })
-	q := `SELECT key, size, mtime FROM objects WHERE key >= ? ORDER BY key`
-	args := []any{prefix}
-	if prefix != "" {
-		q = `SELECT key, size, mtime FROM objects WHERE key >= ? AND key < ? ORDER BY key`
-		args = append(args, prefix+"\xff")
-	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("objstore/volume: list %s: %w", prefix, err)
-	}
-	var infos []objstore.Info
-	for rows.Next() {
-		var i objstore.Info
-		var mt int64
-		if err := rows.Scan(&i.Key, &i.Size, &mt); err != nil {
-			rows.Close()
-			return err
-		}
-		i.ModTime = time.Unix(0, mt)
-		infos = append(infos, i)
-		if len(infos) >= 1024 {
-			break
-		}
-	}
-	// Page through the rows without holding a read transaction open
-	// while fn runs (fn may write to the store).
+	// Page through map.db without holding a read transaction open while fn
+	// runs (fn may write to the store), merging this process's records.
+	after, first := prefix, true
 	for {
-		err := rows.Err()
-		rows.Close()
+		infos, err := s.page(ctx, prefix, after, first)
 		if err != nil {
 			return fmt.Errorf("objstore/volume: list %s: %w", prefix, err)
 		}
@@ -900,31 +876,10 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(objstore.Info) 
 				return err
 			}
 		}
-		if len(infos) < 1024 {
+		if len(infos) < listPage {
 			break
 		}
-		lastKey := infos[len(infos)-1].Key
-		q2 := `SELECT key, size, mtime FROM objects WHERE key > ? ORDER BY key`
-		args2 := []any{lastKey}
-		if prefix != "" {
-			q2 = `SELECT key, size, mtime FROM objects WHERE key > ? AND key < ? ORDER BY key`
-			args2 = append(args2, prefix+"\xff")
-		}
-		rows, err = s.db.QueryContext(ctx, q2+` LIMIT 1024`, args2...)
-		if err != nil {
-			return fmt.Errorf("objstore/volume: list %s: %w", prefix, err)
-		}
-		infos = infos[:0]
-		for rows.Next() {
-			var i objstore.Info
-			var mt int64
-			if err := rows.Scan(&i.Key, &i.Size, &mt); err != nil {
-				rows.Close()
-				return err
-			}
-			i.ModTime = time.Unix(0, mt)
-			infos = append(infos, i)
-		}
+		after, first = infos[len(infos)-1].Key, false
 	}
 	for _, i := range extra {
 		if err := fn(i); err != nil {
@@ -932,6 +887,40 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(objstore.Info) 
 		}
 	}
 	return nil
+}
+
+// listPage is how many map rows List reads at once.
+const listPage = 1024
+
+// page returns up to listPage objects under prefix whose keys follow after
+// (or start at it, for the first page), in key order.
+func (s *Store) page(ctx context.Context, prefix, after string, first bool) ([]objstore.Info, error) {
+	op := ">"
+	if first {
+		op = ">="
+	}
+	q := `SELECT key, size, mtime FROM objects WHERE key ` + op + ` ?`
+	args := []any{after}
+	if prefix != "" {
+		q += ` AND key < ?`
+		args = append(args, prefix+"\xff")
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY key LIMIT `+fmt.Sprint(listPage), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []objstore.Info
+	for rows.Next() {
+		var i objstore.Info
+		var mt int64
+		if err := rows.Scan(&i.Key, &i.Size, &mt); err != nil {
+			return nil, err
+		}
+		i.ModTime = time.Unix(0, mt)
+		out = append(out, i)
+	}
+	return out, rows.Err()
 }
 
 // Locate returns the volume file and byte range holding key's data. For

@@ -212,3 +212,31 @@ func BenchmarkPutUnsyncedBatch(b *testing.B) {
 		}
 	}
 }
+
+// List pages through map.db and merges this process's unflushed records,
+// in key order, across page boundaries.
+func TestListPages(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	for i := 0; i < 2*listPage+100; i++ {
+		k := fmt.Sprintf("p/%05d", i)
+		if i%3 == 0 {
+			s.PutUnsynced(ctx, k, strings.NewReader("u"), 1) // stays pending
+		} else {
+			s.Put(ctx, k, strings.NewReader("s"), 1)
+		}
+	}
+	s.PutUnsynced(ctx, "p/99999", strings.NewReader("last"), 4)
+	var keys []string
+	if err := s.List(ctx, "p/", func(i objstore.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2*listPage+101 {
+		t.Fatalf("%d keys listed", len(keys))
+	}
+	for i := 1; i < len(keys); i++ {
+		if keys[i-1] >= keys[i] {
+			t.Fatalf("out of order at %d: %s, %s", i, keys[i-1], keys[i])
+		}
+	}
+}
