@@ -101,9 +101,14 @@ func (s *Store) commit(batch []*pending) {
 		s.stats.entries.Add(int64(len(batch)))
 	}()
 	// Objects written unsynced become durable here, together, before the
-	// segment that references them.
+	// segment that references them (a store whose Put flushes everything
+	// appended before it does it with the segment's own flush).
+	ordered := false
+	if f, ok := s.objs.(objstore.FlushesInOrder); ok && f.PutFlushesEarlier() {
+		ordered = true
+	}
 	for _, p := range batch {
-		if p.unsynced {
+		if p.unsynced && !ordered {
 			if err := s.objs.(objstore.Batcher).Sync(ctx); err != nil {
 				failAll(batch, fmt.Errorf("archive: commit: %w", err))
 				return

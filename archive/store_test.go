@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
+	"github.com/cairn-archive/cairn/archive/objstore/volume"
 	"github.com/cairn-archive/cairn/crypto"
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
@@ -427,4 +428,73 @@ func walkFiles(dir string, fn func(path string, data []byte)) {
 		fn(p, b)
 		return nil
 	})
+}
+
+// The write path on the volume store, whose segment Put also flushes the
+// batch's objects (no separate Sync): concurrent writers, read back,
+// verify, reopen.
+func TestOnVolumeStore(t *testing.T) {
+	dir := t.TempDir()
+	objs, err := volume.Open(filepath.Join(dir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	ctx := context.Background()
+	ids, _ := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
+	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, _ := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/vol")
+	opts := Options{Dir: dir, Objects: objs, Keys: ring, Signing: sk, LogID: "vol"}
+	st, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gen.New(91)
+	msgs := make([][]byte, 300)
+	for i := range msgs {
+		msgs[i] = g.Next(4000).Raw
+	}
+	seqs := make([]uint64, len(msgs))
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(msgs); i += 16 {
+				rc, err := st.Archive(ctx, env("v@example.com"), msgs[i])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				seqs[i] = rc.Seq
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i, seq := range seqs {
+		m, err := st.OpenMessage(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := m.Bytes()
+		m.Close()
+		if !bytes.Equal(b, msgs[i]) {
+			t.Fatalf("message %d differs", i)
+		}
+	}
+	rep, err := st.Verify(ctx, VerifyOptions{Full: true, Orphans: true})
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %v", rep.Problems, err)
+	}
 }

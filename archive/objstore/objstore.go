@@ -165,3 +165,14 @@ type Batcher interface {
 	// Sync makes every object PutUnsynced stored before the call durable.
 	Sync(ctx context.Context) error
 }
+
+// FlushesInOrder is implemented by Batchers whose durable Put also makes
+// every object PutUnsynced before it durable (an append-only log flushed
+// in order, like the volume store): a caller that is about to Put may skip
+// the Sync before it.
+type FlushesInOrder interface {
+	Batcher
+	// PutFlushesEarlier reports that a nil Put means every earlier
+	// PutUnsynced is durable too.
+	PutFlushesEarlier() bool
+}

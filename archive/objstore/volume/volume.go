@@ -107,10 +107,15 @@ type Store struct {
 }
 
 var (
-	_ objstore.Store       = (*Store)(nil)
-	_ objstore.RangeReader = (*Store)(nil)
-	_ objstore.Batcher     = (*Store)(nil)
+	_ objstore.Store          = (*Store)(nil)
+	_ objstore.RangeReader    = (*Store)(nil)
+	_ objstore.Batcher        = (*Store)(nil)
+	_ objstore.FlushesInOrder = (*Store)(nil)
 )
+
+// PutFlushesEarlier is true: Put flushes every volume with records not yet
+// flushed, oldest first, so everything appended before it is durable too.
+func (s *Store) PutFlushesEarlier() bool { return true }
 
 // Open opens (creating) the store in dir. If another process holds the
 // writer lock, the store is read-only.
