@@ -84,9 +84,12 @@ var schema = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS messages_date ON messages(date)`,
 	`CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id)`,
-	`CREATE INDEX IF NOT EXISTS messages_object ON messages(object)`,
-	`CREATE INDEX IF NOT EXISTS messages_key_object ON messages(key_object)`,
-	`CREATE INDEX IF NOT EXISTS messages_object_sha256 ON messages(object_sha256)`,
+	// No indexes on object names or object hashes: only verify looks
+	// rows up by them (orphans by a sorted merge, a replaced object by a
+	// scan on damage), and each index costs every ingest.
+	`DROP INDEX IF EXISTS messages_object`,
+	`DROP INDEX IF EXISTS messages_key_object`,
+	`DROP INDEX IF EXISTS messages_object_sha256`,
 	// SEARCH FROM, SUBJECT, TO and CC are substring matches: SQLite scans
 	// these narrow covering indexes (~70 ms per million messages here)
 	// instead of the wide rows.
