@@ -155,10 +155,6 @@ func (s *Store) commit(batch []*pending) {
 			b.Deliveries = append(b.Deliveries, p.delivery)
 		}
 	}
-	// Committed: the writers are answered now; their locks are released
-	// once the index holds the batch (indexBatch).
-	s.markCommitted(st.Size)
-	failAll(batch, nil)
 	s.indexWG.Add(1)
 	s.indexQ <- &indexed{batch: batch, b: b, first: entries[0].Seq, last: entries[len(entries)-1].Seq, hasText: len(b.Tokens) > 0}
 	if st.Size-s.ckptSize.Load() >= s.opts.CheckpointEvery {
@@ -179,20 +175,23 @@ func (s *Store) indexLoop() {
 }
 
 func (s *Store) indexBatch(ib *indexed) {
-	err := s.indexCommit(ib)
-	for _, p := range ib.batch {
-		if p.release != nil {
-			p.release()
-		}
-		if p.indexed != nil {
-			p.indexed <- err
-		}
-	}
-	s.markIndexed(ib.last + 1)
-	if err != nil {
-		s.lg.Error("index transaction failed; the index catches up from the ledger", "err", err)
+	// After a failed index commit, later batches must not be indexed
+	// either (the index would skip entries): they wait for the catch-up.
+	if s.behind.Load() {
+		failAll(ib.batch, fmt.Errorf("archive: index unavailable (ledger entries %d-%d are committed; the index will catch up)", ib.first, ib.last))
 		return
 	}
+	t0 := time.Now()
+	defer func() { s.stats.stageB.Add(int64(time.Since(t0))) }()
+	if err := s.index.Commit(ib.b); err != nil {
+		// The entries are in the ledger; the index catches up from it
+		// before the next commit. The senders retry, which at worst
+		// records one more delivery of the same bytes.
+		s.behind.Store(true)
+		failAll(ib.batch, fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, ib.first, ib.last))
+		return
+	}
+	failAll(ib.batch, nil)
 	if s.opts.OnIndexed != nil {
 		s.opts.OnIndexed(ib.last)
 	}
@@ -202,25 +201,6 @@ func (s *Store) indexBatch(ib *indexed) {
 		default:
 		}
 	}
-}
-
-// indexCommit writes a committed batch's index rows.
-func (s *Store) indexCommit(ib *indexed) error {
-	// After a failed index commit, later batches must not be indexed
-	// either (the index would skip entries): the catch-up adds them.
-	if s.behind.Load() {
-		return fmt.Errorf("archive: index unavailable (ledger entries %d-%d are committed; the index will catch up)", ib.first, ib.last)
-	}
-	t0 := time.Now()
-	defer func() { s.stats.stageB.Add(int64(time.Since(t0))) }()
-	if err := s.index.Commit(ib.b); err != nil {
-		// The entries are in the ledger and their writers were answered;
-		// the index catches up from the ledger before the next lookup or
-		// commit relies on it.
-		s.behind.Store(true)
-		return fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, ib.first, ib.last)
-	}
-	return nil
 }
 
 // catchUp replays into the index the ledger entries it lacks, after an
@@ -340,10 +320,7 @@ func (s *Store) flushText() {
 
 // FlushSearch makes every committed message visible to full-text search
 // (searches call it before BODY and TEXT queries).
-func (s *Store) FlushSearch(ctx context.Context) error {
-	s.waitIndexed(ctx)
-	return s.index.FlushText(ctx)
-}
+func (s *Store) FlushSearch(ctx context.Context) error { return s.index.FlushText(ctx) }
 
 // commitStats counts what group commits did, for Stats.
 type commitStats struct {

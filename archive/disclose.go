@@ -48,7 +48,6 @@ type DisclosedEntry struct {
 // disposed or erased message has no key left, ErrUnreadable). It reads the
 // message's key object once; it does not read the message itself.
 func (s *Store) Disclose(ctx context.Context, seq uint64) (*Disclosure, error) {
-	s.waitIndexed(ctx)
 	m, err := s.index.Message(ctx, seq)
 	if err != nil {
 		return nil, err

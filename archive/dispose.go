@@ -51,7 +51,6 @@ type Disposal struct {
 // A message under a hold is refused with ErrHeld, whatever the caller.
 func (s *Store) Dispose(ctx context.Context, seq uint64, kind string, fields map[string]string) (Disposal, error) {
 	var d Disposal
-	s.waitIndexed(ctx)
 	state := map[string]int{ledger.KindDispose: index.StateDisposed, ledger.KindErase: index.StateErased}[kind]
 	if state == 0 {
 		return d, fmt.Errorf("archive: dispose kind %q: want %q or %q", kind, ledger.KindDispose, ledger.KindErase)
@@ -90,19 +89,12 @@ func (s *Store) Dispose(ctx context.Context, seq uint64, kind string, fields map
 		gone:       &index.Gone{Seq: seq, State: state},
 		noDelivery: true,
 		done:       make(chan error, 1),
-		indexed:    make(chan error, 1),
 	}
 	if err := s.enqueue(ctx, p); err != nil {
 		return d, err
 	}
 	if err := <-p.done; err != nil {
 		return d, err
-	}
-	// The index must show the message gone before its objects go (and
-	// before the sha lock is released: the same bytes arriving now must
-	// not be deduplicated against it).
-	if err := <-p.indexed; err != nil {
-		return d, fmt.Errorf("archive: message %d is %sd (entry %d) but the index lags: %w", seq, kind, p.entry.Seq, err)
 	}
 	d.Tombstone = p.entry.Seq
 	kept, err := s.destroyObjects(ctx, seq)
@@ -191,13 +183,12 @@ func (s *Store) AppendEvent(ctx context.Context, ev ledger.Event) (uint64, error
 	if ev.Type == "" {
 		return 0, errors.New("archive: event without a type")
 	}
-	p := &pending{entry: &ledger.Entry{Kind: ledger.KindEvent, Event: &ev}, noDelivery: true, done: make(chan error, 1), indexed: make(chan error, 1)}
+	p := &pending{entry: &ledger.Entry{Kind: ledger.KindEvent, Event: &ev}, noDelivery: true, done: make(chan error, 1)}
 	if err := s.enqueue(ctx, p); err != nil {
 		return 0, err
 	}
 	if err := <-p.done; err != nil {
 		return 0, err
 	}
-	<-p.indexed // readers of the index see the event once AppendEvent returns
 	return p.entry.Seq, nil
 }

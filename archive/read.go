@@ -23,7 +23,6 @@ var ErrNotFound = errors.New("archive: no such message")
 // number (of the message entry or of any delivery of it) or the SHA-256 of
 // the original bytes in hex.
 func (s *Store) Resolve(ctx context.Context, id string) (uint64, error) {
-	s.waitIndexed(ctx)
 	id = strings.TrimSpace(id)
 	if n, err := strconv.ParseUint(id, 10, 64); err == nil {
 		seq, err := s.index.MessageOfEntry(ctx, n)
@@ -69,7 +68,6 @@ var ErrUnreadable = errors.New("archive: message cannot be read")
 // OpenMessage opens message seq for reading. Bodies are decrypted range by
 // range (payload.Reader), so nothing holds a whole large message.
 func (s *Store) OpenMessage(ctx context.Context, seq uint64) (*Message, error) {
-	s.waitIndexed(ctx)
 	m, err := s.index.Message(ctx, seq)
 	if err != nil {
 		return nil, err

@@ -99,7 +99,6 @@ type Store struct {
 	indexQ    chan *indexed // from the segment stage to the index stage
 	indexDone chan struct{}
 	indexWG   sync.WaitGroup // batches sent to indexQ and not yet indexed
-	mark      indexMark
 
 	stats commitStats
 }
@@ -166,8 +165,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.ftsKick = make(chan struct{}, 1)
 	s.ftsDone = make(chan struct{})
 	s.indexQ = make(chan *indexed, 2)
-	s.mark.committed, s.mark.indexed = s.log.Size(), s.log.Size()
-	s.mark.changed = make(chan struct{})
 	s.indexDone = make(chan struct{})
 	go s.commitLoop()
 	go s.indexLoop()
@@ -233,91 +230,8 @@ func (s *Store) unlock() {
 	}
 }
 
-// Index exposes the index to readers (IMAP view, search, verify). Writers
-// are answered once their entries are in the ledger, a moment before the
-// index holds them: Index waits for the index to hold every entry
-// committed before the call, so a reader always sees its own writes.
-func (s *Store) Index() *index.Index {
-	s.waitIndexed(context.Background())
-	return s.index
-}
-
-// heldLocks are named locks released together, once.
-type heldLocks struct {
-	mu      sync.Mutex
-	unlocks []func()
-	done    bool
-}
-
-func (h *heldLocks) add(unlock func()) {
-	h.mu.Lock()
-	h.unlocks = append(h.unlocks, unlock)
-	h.mu.Unlock()
-}
-
-func (h *heldLocks) release() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.done {
-		return
-	}
-	h.done = true
-	for i := len(h.unlocks) - 1; i >= 0; i-- {
-		h.unlocks[i]()
-	}
-}
-
-// indexMark tracks how far the index lags the ledger.
-type indexMark struct {
-	mu        sync.Mutex
-	committed uint64 // ledger size after the last segment written
-	indexed   uint64 // ledger size the index holds (its batches are in order)
-	changed   chan struct{}
-}
-
-// WaitIndexed returns once the index holds every entry committed before
-// the call. Archive acknowledges a message once the ledger holds it; the
-// index follows a moment later. Store methods wait by themselves; readers
-// that open the index database on their own (search.OpenReader, retention)
-// call WaitIndexed to read their own writes.
-func (s *Store) WaitIndexed(ctx context.Context) { s.waitIndexed(ctx) }
-
-// waitIndexed returns once the index holds every entry committed before
-// the call, or at once when the index is behind after a failure (the next
-// write catches it up) or the store is read-only.
-func (s *Store) waitIndexed(ctx context.Context) {
-	m := &s.mark
-	m.mu.Lock()
-	target := m.committed
-	for m.indexed < target && !s.behind.Load() && m.changed != nil {
-		ch := m.changed
-		m.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		case <-time.After(100 * time.Millisecond): // re-check behind
-		}
-		m.mu.Lock()
-	}
-	m.mu.Unlock()
-}
-
-func (s *Store) markCommitted(size uint64) {
-	s.mark.mu.Lock()
-	s.mark.committed = size
-	s.mark.mu.Unlock()
-}
-
-func (s *Store) markIndexed(size uint64) {
-	s.mark.mu.Lock()
-	if size > s.mark.indexed {
-		s.mark.indexed = size
-	}
-	close(s.mark.changed)
-	s.mark.changed = make(chan struct{})
-	s.mark.mu.Unlock()
-}
+// Index exposes the index to readers (IMAP view, search, verify).
+func (s *Store) Index() *index.Index { return s.index }
 
 // Objects exposes the object store to readers.
 func (s *Store) Objects() objstore.Store { return s.objs }
@@ -366,11 +280,6 @@ type pending struct {
 	done     chan error
 	unsynced bool // objects written with PutUnsynced: Sync before the segment
 
-	// release, if set, is called once the entry is indexed (or its index
-	// transaction failed); indexed, if set, then receives the outcome.
-	release func()
-	indexed chan error
-
 	gone       *index.Gone // a tombstone's effect on the index
 	noDelivery bool        // tombstones and events record no delivery
 }
@@ -393,18 +302,10 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 	rc.SHA256 = sha256.Sum256(raw)
 
 	// One delivery key and one content hash in flight at a time, so that
-	// the index lookups below stay true until the delivery is indexed. The
-	// writer is answered as soon as its entry is committed to the ledger;
-	// the locks are released only once the index holds it too.
-	held := &heldLocks{}
-	committed := false
-	defer func() {
-		if !committed {
-			held.release()
-		}
-	}()
+	// the index lookups below stay true until the commit.
 	if env.DeliveryKey != "" {
-		held.add(s.locks.lock("d:" + env.DeliveryKey))
+		unlock := s.locks.lock("d:" + env.DeliveryKey)
+		defer unlock()
 		if err := s.ensureCaughtUp(ctx); err != nil {
 			return rc, err
 		}
@@ -429,7 +330,8 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 			return rc, err
 		}
 	}
-	held.add(s.locks.lock("s:" + string(rc.SHA256[:])))
+	unlock := s.locks.lock("s:" + string(rc.SHA256[:]))
+	defer unlock()
 	if err := s.ensureCaughtUp(ctx); err != nil {
 		return rc, err
 	}
@@ -438,7 +340,7 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 	if err != nil {
 		return rc, fmt.Errorf("archive: envelope: %w", err)
 	}
-	p := &pending{done: make(chan error, 1), release: held.release}
+	p := &pending{done: make(chan error, 1)}
 	p.delivery = deliveryRow(env, envJSON)
 
 	msgSeq, state, err := s.index.MessageBySHA(ctx, rc.SHA256)
@@ -478,7 +380,6 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 	if err := <-p.done; err != nil {
 		return rc, err
 	}
-	committed = true // the index stage releases the locks
 	rc.Seq = p.entry.Seq
 	if !rc.Duplicate {
 		rc.MessageSeq = rc.Seq

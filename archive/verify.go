@@ -79,7 +79,6 @@ type tombstone struct {
 // message. It works on a store opened read-only, while another process
 // archives; entries committed during the run may show as uncovered.
 func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
-	s.waitIndexed(ctx)
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}

@@ -238,7 +238,6 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	ctx, cancel := s.command()
 	defer cancel()
-	s.srv.caughtUp(ctx)
 	f, err := parseFolder(mailbox)
 	if err != nil {
 		return nil, errNonexistent

@@ -266,16 +266,6 @@ func (s *Server) Close() error {
 	return s.db.Close()
 }
 
-// caughtUp lets the index take in what the archive just acknowledged (it
-// follows the ledger by a moment), so a client sees a message once its
-// SMTP transaction or import ended. Bounded: under heavy ingest a command
-// does not wait for more than one index batch.
-func (s *Server) caughtUp(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	s.opts.Store.WaitIndexed(ctx)
-}
-
 // watch notices ledger growth (new messages, disposals) for idling
 // sessions: one cheap query per interval for the whole server.
 func (s *Server) watch() {

@@ -221,7 +221,6 @@ func (s *session) Unselect() error {
 func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	ctx, cancel := s.command()
 	defer cancel()
-	s.srv.caughtUp(ctx)
 	s.sel, s.ahead = nil, nil
 	f, err := parseFolder(mailbox)
 	if err != nil {
@@ -290,7 +289,6 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	}
 	ctx, cancel := s.command()
 	defer cancel()
-	s.srv.caughtUp(ctx)
 	return s.writeUpdates(ctx, w, allowExpunge)
 }
 

@@ -55,7 +55,6 @@ type Explanation struct {
 // Explain says which rule applies to message seq, why, when it expires,
 // which holds cover it, and what a run or an erasure would do with it.
 func (m *Manager) Explain(ctx context.Context, seq uint64) (*Explanation, error) {
-	m.caughtUp(ctx)
 	x := &Explanation{Seq: seq, RuleIndex: -1}
 	var state int
 	var object string

@@ -41,7 +41,6 @@ type CustodianCount struct {
 // has the archive, else by the next process that does), and each covered
 // message object gets an S3 legal hold.
 func (m *Manager) PlaceHold(ctx context.Context, c Caller, spec HoldSpec) (*HoldReport, error) {
-	m.caughtUp(ctx)
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -99,7 +98,6 @@ func (m *Manager) auditFailure(ctx context.Context, ev audit.Event, err error) {
 // that id). Messages it covered go back under the policy (and any other
 // hold); their S3 legal holds are cleared unless another hold covers them.
 func (m *Manager) ReleaseHold(ctx context.Context, c Caller, caseOrID, reason string) ([]*HoldReport, error) {
-	m.caughtUp(ctx)
 	if strings.TrimSpace(reason) == "" {
 		return nil, errors.New("retention: a release needs a reason")
 	}
@@ -189,7 +187,6 @@ func findHolds(ctx context.Context, q querier, caseOrID string, all bool) ([]*Ho
 // ListHolds returns the holds with their message counts: the active ones,
 // or every hold ever placed with all.
 func (m *Manager) ListHolds(ctx context.Context, all bool) ([]*HoldReport, error) {
-	m.caughtUp(ctx)
 	hs, err := loadHolds(ctx, m.db, all)
 	if err != nil {
 		return nil, err
@@ -208,7 +205,6 @@ func (m *Manager) ListHolds(ctx context.Context, all bool) ([]*HoldReport, error
 // ShowHold returns the holds of a case (or the hold with that id), active
 // or released, with how many messages each covers and their custodians.
 func (m *Manager) ShowHold(ctx context.Context, caseOrID string) ([]*HoldReport, error) {
-	m.caughtUp(ctx)
 	hs, err := findHolds(ctx, m.db, caseOrID, true)
 	if err != nil {
 		return nil, err

@@ -246,7 +246,6 @@ func (m *Manager) reconcileLocks(ctx context.Context) (LockChanges, error) {
 // after each commit (archive.Options.OnIndexed) and every few seconds.
 // It returns whether more remain.
 func (m *Manager) LockNew(ctx context.Context) (LockChanges, bool, error) {
-	m.caughtUp(ctx)
 	var ch LockChanges
 	if m.locker == nil {
 		return ch, false, nil
@@ -336,7 +335,6 @@ type LockReport struct {
 // clears legal holds no hold explains. Without Object Lock it checks
 // nothing.
 func (m *Manager) VerifyLocks(ctx context.Context, repair bool) (*LockReport, error) {
-	m.caughtUp(ctx)
 	rep := &LockReport{}
 	if m.locker == nil {
 		return rep, nil

@@ -216,14 +216,6 @@ func (m *Manager) evaluator(ctx context.Context) (*evaluator, error) {
 	return newEvaluator(&m.opts.Policy, holds, m.opts.SearchKey)
 }
 
-// caughtUp waits until the index holds every message this process's
-// archive acknowledged, so a query sees the messages just archived.
-func (m *Manager) caughtUp(ctx context.Context) {
-	if m.opts.Archive != nil {
-		m.opts.Archive.WaitIndexed(ctx)
-	}
-}
-
 // Held implements archive.HoldChecker: whether an active hold covers
 // message seq. It fails (and so refuses the disposal) when it cannot be
 // sure: a hold with BODY or TEXT keys and a message whose words are not

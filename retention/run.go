@@ -78,7 +78,6 @@ const batchSize = 256
 // same evaluation. Each disposal is audited before it is made (fail
 // closed) and asks the holds again at the last moment (archive.Dispose).
 func (m *Manager) Run(ctx context.Context, c Caller, dryRun bool) (*RunReport, error) {
-	m.caughtUp(ctx)
 	if !dryRun && m.opts.Archive == nil {
 		return nil, ErrNoArchive
 	}

@@ -136,7 +136,6 @@ func Run(ctx context.Context, st *archive.Store, opts Options) (*Result, error) 
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	st.WaitIndexed(ctx)
 	progress := func(p Progress) {
 		if opts.Progress != nil {
 			opts.Progress(p)
