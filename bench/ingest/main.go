@@ -50,6 +50,7 @@ func main() {
 	workers := flag.Int("workers", importer.DefaultWorkers, "concurrent writers, as cairn import --workers")
 	flag.StringVar(&layout, "layout", "volumes", "local store layout: volumes (the default store) or files (one file per object)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ingest runs to this file")
+	verify := flag.Bool("verify", false, "also time cairn verify and verify --full of the imported archive against SHA-256 and decrypt + decompress + hash")
 	flag.Parse()
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "cairn-bench")
@@ -82,9 +83,11 @@ func main() {
 	// make every new inode allocation slow (find_inode_bit skips recently
 	// deleted inodes, reading their inode table blocks), which would charge
 	// one run's cleanup to the next.
+	var lastArchive string
 	ingestRuns := func(paths []string) (rates, mbs []float64) {
 		for r := 0; r < *runs; r++ {
-			rate, mb := ingest(ctx, *dir, paths, *workers)
+			rate, mb, d := ingest(ctx, *dir, paths, *workers)
+			lastArchive = d
 			rates = append(rates, rate)
 			mbs = append(mbs, mb)
 			fmt.Fprintf(os.Stderr, "run %d: %.0f msgs/s, %.1f MB/s\n", r+1, rate, mb)
@@ -100,6 +103,7 @@ func main() {
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
+	generatedArchive := lastArchive
 	var corpusRates []float64
 	if fi, err := os.Stat(*corpus); err == nil && fi.IsDir() {
 		corpusRates, _ = ingestRuns([]string{*corpus})
@@ -128,6 +132,135 @@ func main() {
 	fmt.Printf("\nRatios: ingest uses %.0f%% of one core's SHA-256 throughput and %.0f%% of one core's zstd. ", 100*ingestMB/limits[0].value, 100*ingestMB/limits[1].value)
 	fmt.Printf("Each message writes 2 objects: had each been a classic durable file (write, fsync, rename, fsync the folder) at this concurrency, ingest could not pass %.0f msgs/s; it reaches %.0f (%.2fx).\n", files/2, ingestRate, ingestRate/(files/2))
 	fmt.Printf("GOMAXPROCS %d; %d runs, medians.\n", runtime.GOMAXPROCS(0), *runs)
+	if *verify {
+		verifyBench(ctx, generatedArchive, msgs, *runs, limits[0].value)
+	}
+}
+
+// verifyBench times Verify (the chain: ledger signatures and hashes, the
+// index against the ledger, every object present) and Verify Full (every
+// message also decrypted, decompressed and hashed) on an archive the
+// ingest runs made, against one core's SHA-256 and one core's
+// decrypt + decompress + hash of the same messages.
+func verifyBench(ctx context.Context, dir string, msgs [][]byte, runs int, shaMB float64) {
+	fullLimit := median(runs, func() float64 { return openRate(msgs) })
+	var raw int64
+	for _, m := range msgs {
+		raw += int64(len(m))
+	}
+	type res struct{ secs, msgsPerS, mbs float64 }
+	measure := func(full bool) res {
+		var rs []res
+		for r := 0; r < runs; r++ {
+			st := openArchive(ctx, dir)
+			t0 := time.Now()
+			rep, err := st.Verify(ctx, archive.VerifyOptions{Full: full})
+			check(err)
+			el := time.Since(t0).Seconds()
+			if !rep.OK() {
+				check(fmt.Errorf("verify found %d problems: %v", len(rep.Problems), rep.Problems[0]))
+			}
+			check(st.Close())
+			closeObjects(st.Objects())
+			rs = append(rs, res{el, float64(rep.Messages) / el, float64(raw) / el / 1e6})
+			fmt.Fprintf(os.Stderr, "verify full=%v run %d: %.2f s, %d entries, %d messages\n", full, r+1, el, rep.Entries, rep.Messages)
+		}
+		slices.SortFunc(rs, func(a, b res) int { return cmpFloat(a.secs, b.secs) })
+		return rs[len(rs)/2]
+	}
+	chain, full := measure(false), measure(true)
+	fmt.Printf("\n| verify, %d messages | seconds | msgs/s | MB/s of mail | limit (1 core) | ratio to the limit |\n|---|---|---|---|---|---|\n", len(msgs))
+	fmt.Printf("| `cairn verify` (chain, index, objects present) | %.2f | %.0f | %.0f | SHA-256 %.0f MB/s | %.2f |\n", chain.secs, chain.msgsPerS, chain.mbs, shaMB, chain.mbs/shaMB)
+	fmt.Printf("| `cairn verify --full` (and every message decrypted, decompressed, hashed) | %.2f | %.0f | %.0f | decrypt + decompress + hash %.0f MB/s | %.2f |\n", full.secs, full.msgsPerS, full.mbs, fullLimit, full.mbs/fullLimit)
+	fmt.Printf("\nMB/s counts the original mail bytes; the limits are one core's, measured now on the same messages (verify uses both cores). Medians of %d runs.\n", runs)
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// openRate is one core's rate, in MB/s of original mail, at undoing what
+// the archive did to each message: age payload decryption (a known file
+// key, no asymmetric step, as the archive reads), zstd decoding and
+// SHA-256 of the result.
+func openRate(msgs [][]byte) float64 {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	check(err)
+	dec, err := zstd.NewReader(nil)
+	check(err)
+	id, err := age.GenerateX25519Identity()
+	check(err)
+	rcpt := &keyCatcher{r: id.Recipient()}
+	sealed := make([][]byte, len(msgs))
+	var total int64
+	for i, m := range msgs {
+		var buf bytes.Buffer
+		w, err := age.Encrypt(&buf, rcpt)
+		check(err)
+		_, err = w.Write(enc.EncodeAll(m, nil))
+		check(err)
+		check(w.Close())
+		sealed[i] = buf.Bytes()
+		total += int64(len(m))
+	}
+	keys := rcpt.keys
+	out := make([]byte, 0, 1<<20)
+	t0 := time.Now()
+	for i, c := range sealed {
+		r, err := age.Decrypt(bytes.NewReader(c), age.NewInjectedFileKeyIdentity(keys[i]))
+		check(err)
+		z, err := io.ReadAll(r)
+		check(err)
+		out, err = dec.DecodeAll(z, out[:0])
+		check(err)
+		sha256.Sum256(out)
+	}
+	return float64(total) / time.Since(t0).Seconds() / 1e6
+}
+
+// keyCatcher wraps a recipient and remembers each file key it wraps.
+type keyCatcher struct {
+	r    age.Recipient
+	keys [][]byte
+}
+
+func (k *keyCatcher) Wrap(fileKey []byte) ([]*age.Stanza, error) {
+	k.keys = append(k.keys, bytes.Clone(fileKey))
+	return k.r.Wrap(fileKey)
+}
+
+// closeObjects releases a local store's lock, so the next run may open it.
+func closeObjects(objs objstore.Store) {
+	if c, ok := objs.(io.Closer); ok {
+		check(c.Close())
+	}
+}
+
+func openArchive(ctx context.Context, d string) *archive.Store {
+	var objs objstore.Store
+	var err error
+	if layout == "files" {
+		objs, err = fs.Open(filepath.Join(d, "objects"))
+	} else {
+		objs, err = volume.Open(filepath.Join(d, "objects"))
+	}
+	check(err)
+	ids, err := crypto.LoadIdentities(filepath.Join(d, "keys", "archive.key"))
+	check(err)
+	ring, err := crypto.LoadKeyring(ctx, objs, ids)
+	check(err)
+	sk, err := crypto.LoadSigningKey(filepath.Join(d, "keys", "ledger.key"))
+	check(err)
+	st, err := archive.Open(ctx, archive.Options{Dir: d, Objects: objs, Keys: ring, Signing: sk, LogID: "bench",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	check(err)
+	return st
 }
 
 var layout string
@@ -240,7 +373,7 @@ func durableFiles(dir string, size, writers int) float64 {
 }
 
 // ingest imports paths into a fresh archive and returns messages/s and MB/s.
-func ingest(ctx context.Context, dir string, paths []string, workers int) (float64, float64) {
+func ingest(ctx context.Context, dir string, paths []string, workers int) (float64, float64, string) {
 	d, err := os.MkdirTemp(dir, "archive")
 	check(err)
 	var objs objstore.Store
@@ -264,6 +397,7 @@ func ingest(ctx context.Context, dir string, paths []string, workers int) (float
 	check(err)
 	check(st.Close()) // includes the final checkpoint: part of the cost
 	el := time.Since(start).Seconds()
+	closeObjects(objs)
 	cs := st.Stats()
 	if cs.Batches > 0 {
 		fmt.Fprintf(os.Stderr, "  %d group commits, %.1f entries each; segment stage %v, index stage %v per commit\n",
@@ -273,5 +407,5 @@ func ingest(ctx context.Context, dir string, paths []string, workers int) (float
 		check(fmt.Errorf("%d messages failed", sum.Failed))
 	}
 	_ = bytes.MinRead
-	return float64(sum.Messages()) / el, float64(sum.Bytes) / el / 1e6
+	return float64(sum.Messages()) / el, float64(sum.Bytes) / el / 1e6, d
 }
