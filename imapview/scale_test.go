@@ -52,7 +52,7 @@ func TestSearchScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	v := &viewer{db: db, scope: auth.ScopeAll, user: ""}
+	v := &viewer{db: newStmtDB(db), scope: auth.ScopeAll, user: ""}
 	ctx := context.Background()
 	start := time.Now()
 	w, err := v.open(ctx, &folder{name: "INBOX", kind: kindInbox}, true)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -67,7 +66,7 @@ type Options struct {
 type Server struct {
 	opts        Options
 	lg          *slog.Logger
-	db          *sql.DB
+	db          *stmtDB
 	uidValidity uint32
 
 	// Two go-imap servers: one lets loopback clients log in before TLS,
@@ -117,7 +116,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:      opts,
 		lg:        opts.Logger.With("service", "imap"),
-		db:        db,
+		db:        newStmtDB(db),
 		listeners: map[net.Listener]struct{}{},
 		perIP:     map[netip.Addr]int{},
 		changed:   make(chan struct{}),

@@ -13,7 +13,7 @@ import (
 
 // viewer is what one account sees: its scope, its flags, the index.
 type viewer struct {
-	db    *sql.DB // the index, read-only, with access.db attached as acc
+	db    *stmtDB // the index, read-only, with access.db attached as acc
 	scope auth.Scope
 	user  string
 	cases CaseSource
@@ -40,6 +40,37 @@ type view struct {
 	// valid while gen is unchanged (an EXPUNGE renumbers).
 	posKey, pos int64
 	posGen, gen int
+
+	// ahead is a window of the picture's members read ahead of a small
+	// request, for the next ones (mbsync fetches one UID per command).
+	ahead memberWindow
+}
+
+// memberWindow holds every member of the picture with lo <= k <= hi, as
+// the picture was at (mark, top, gen); bounded by windowSize.
+type memberWindow struct {
+	lo, hi    int64
+	mark, top int64
+	gen       int
+	ms        []member
+	valid     bool
+}
+
+// windowSize is how many members a small request reads ahead.
+const windowSize = 256
+
+// fromWindow answers page from the window when it covers [lo, hi].
+func (w *view) fromWindow(lo, hi int64, limit int) ([]member, bool) {
+	a := &w.ahead
+	if !a.valid || a.mark != w.mark || a.top != w.top || a.gen != w.gen || lo < a.lo || min(hi, w.top) > a.hi {
+		return nil, false
+	}
+	i := sort.Search(len(a.ms), func(i int) bool { return a.ms[i].key >= lo })
+	var out []member
+	for ; i < len(a.ms) && a.ms[i].key <= hi && len(out) < limit; i++ {
+		out = append(out, a.ms[i])
+	}
+	return out, true
 }
 
 // rows is the SQL of the picture's members with lo <= k <= hi: columns
@@ -69,7 +100,7 @@ func (w *view) liveRows(ctx context.Context, lo, hi, mark int64) (sqlPart, error
 
 // ledgerHead returns the seq of the newest ledger entry in the index (-1
 // for none).
-func ledgerHead(ctx context.Context, db *sql.DB) (int64, error) {
+func ledgerHead(ctx context.Context, db *stmtDB) (int64, error) {
 	var n int64
 	err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), -1) FROM entries`).Scan(&n)
 	return n, err
@@ -165,8 +196,32 @@ type member struct {
 	key, msg int64
 }
 
-// page returns up to limit members with lo <= k <= hi in k order.
+// page returns up to limit members with lo <= k <= hi in k order. A
+// request for a few members reads up to windowSize ahead, so the next
+// small requests cost no query.
 func (w *view) page(ctx context.Context, lo, hi int64, limit int) ([]member, error) {
+	if hi-lo < windowSize/4 && limit >= int(hi-lo+1) {
+		if out, ok := w.fromWindow(lo, hi, limit); ok {
+			return out, nil
+		}
+		ms, err := w.query(ctx, lo, maxKey, windowSize)
+		if err != nil {
+			return nil, err
+		}
+		covered := min(maxKey, w.top)
+		if len(ms) == windowSize {
+			covered = ms[len(ms)-1].key
+		}
+		w.ahead = memberWindow{lo: lo, hi: covered, mark: w.mark, top: w.top, gen: w.gen, ms: ms, valid: true}
+		if out, ok := w.fromWindow(lo, hi, limit); ok {
+			return out, nil
+		}
+	}
+	return w.query(ctx, lo, hi, limit)
+}
+
+// query reads up to limit members with lo <= k <= hi in k order.
+func (w *view) query(ctx context.Context, lo, hi int64, limit int) ([]member, error) {
 	r, err := w.rows(ctx, lo, hi)
 	if err != nil {
 		return nil, err
