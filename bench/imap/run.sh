@@ -149,3 +149,7 @@ for k in ("select", "metadata", "bodies", "total"):
     row("full read: " + k, med([x[k] for x in rd]), med([x[k] for x in rc]))
 print("(ratio = Cairn / Dovecot; below 1.00 Cairn is faster)")
 EOF
+# DESIGN.md: memory stays flat with archive size. serve's peak resident
+# set over every round (compare a 2,000 and a 100,000 run).
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$cairn_pid/status" 2>/dev/null || echo 0)
+echo "cairn serve peak RSS over all rounds: $((hwm / 1024)) MiB"

@@ -242,7 +242,8 @@ func closeObjects(objs objstore.Store) {
 	}
 }
 
-func openArchive(ctx context.Context, d string) *archive.Store {
+// openObjects opens the local store of the archive in d, in -layout.
+func openObjects(d string) objstore.Store {
 	var objs objstore.Store
 	var err error
 	if layout == "files" {
@@ -251,6 +252,11 @@ func openArchive(ctx context.Context, d string) *archive.Store {
 		objs, err = volume.Open(filepath.Join(d, "objects"))
 	}
 	check(err)
+	return objs
+}
+
+func openArchive(ctx context.Context, d string) *archive.Store {
+	objs := openObjects(d)
 	ids, err := crypto.LoadIdentities(filepath.Join(d, "keys", "archive.key"))
 	check(err)
 	ring, err := crypto.LoadKeyring(ctx, objs, ids)
@@ -376,13 +382,7 @@ func durableFiles(dir string, size, writers int) float64 {
 func ingest(ctx context.Context, dir string, paths []string, workers int) (float64, float64, string) {
 	d, err := os.MkdirTemp(dir, "archive")
 	check(err)
-	var objs objstore.Store
-	if layout == "files" {
-		objs, err = fs.Open(filepath.Join(d, "objects"))
-	} else {
-		objs, err = volume.Open(filepath.Join(d, "objects"))
-	}
-	check(err)
+	objs := openObjects(d)
 	ids, err := crypto.CreateIdentities(filepath.Join(d, "keys", "archive.key"))
 	check(err)
 	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
