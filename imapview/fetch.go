@@ -297,7 +297,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	// now (pipeline.go).
 	recorded := s.preAudited(numSet, parts)
 	if _, isUID := numSet.(imap.UIDSet); isUID && !recorded {
-		if err := s.recordPipelined(ctx, parts); err != nil {
+		if err := s.recordPipelined(ctx, parts, nd.body); err != nil {
 			return s.fail("fetch", err)
 		}
 	}
@@ -343,6 +343,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for i, m := range ms {
 			r := rows[m.msg]
 			if r == nil {
+				if pf == nil && nd.body && recorded {
+					if ahead, ok := s.takeAhead(m.msg); ok {
+						ahead.Close() // keeps the read-ahead in step
+					}
+				}
 				skipped = errExpungeIssued
 				continue
 			}
@@ -351,8 +356,24 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			if pf != nil {
 				opened, openErr = pf.take(i)
 			} else if nd.body {
-				ix := r.ix
-				opened, openErr = s.srv.opts.Store.OpenMessageRow(ctx, &ix)
+				// A command recorded ahead with a pipelined burst was
+				// opened ahead too, while the earlier ones were answered,
+				// unless the row says it is no longer readable: then it
+				// is opened here, which reports why.
+				var ahead *archive.Message
+				ok := false
+				if recorded {
+					ahead, ok = s.takeAhead(m.msg)
+				}
+				if ok && r.ix.State == index.StateActive {
+					opened = ahead
+				} else {
+					if ahead != nil {
+						ahead.Close()
+					}
+					ix := r.ix
+					opened, openErr = s.srv.opts.Store.OpenMessageRow(ctx, &ix)
+				}
 			}
 			if err := s.fetchOne(ctx, w, options, nd, seqs[i], m, r, changed[m.msg], opened, openErr); err != nil {
 				var ie *imap.Error

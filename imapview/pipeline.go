@@ -114,8 +114,9 @@ func (s *session) preAudited(numSet imap.NumSet, parts []string) bool {
 }
 
 // recordPipelined records, in one event, the UID FETCH commands for the
-// same items already pipelined behind the current one, and remembers them.
-func (s *session) recordPipelined(ctx context.Context, parts []string) error {
+// same items already pipelined behind the current one, and remembers them;
+// when they send bodies, it starts opening their messages ahead.
+func (s *session) recordPipelined(ctx context.Context, parts []string, body bool) error {
 	if len(s.ahead) >= maxPreAudited {
 		return nil
 	}
@@ -194,6 +195,13 @@ func (s *session) recordPipelined(ctx context.Context, parts []string) error {
 	}
 	for _, k := range keys {
 		s.ahead[k]++
+	}
+	if body {
+		msgs := make([]int64, len(ledger))
+		for i, l := range ledger {
+			msgs[i] = int64(l)
+		}
+		s.startReadahead(msgs)
 	}
 	return nil
 }

@@ -2,9 +2,11 @@ package imapview
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/cairn-archive/cairn/archive"
+	"github.com/cairn-archive/cairn/archive/index"
 )
 
 // prefetchWindow bounds the messages opened ahead of the one being sent:
@@ -104,6 +106,175 @@ func (p *prefetcher) close() {
 	}
 	for i, c := range p.res {
 		if p.taken[i] {
+			continue
+		}
+		select {
+		case o := <-c:
+			if o.msg != nil {
+				o.msg.Close()
+			}
+		default:
+		}
+	}
+}
+
+// readahead opens, across commands, the messages that the UID FETCH
+// commands already pipelined behind the current one will send. mbsync
+// asks for one message per command, hundreds of commands in flight: each
+// command alone opens one message in place, on the connection's goroutine;
+// read ahead, the next ones are opened (key unwrapped, first frame
+// decrypted and decompressed) by workers on the other core meanwhile.
+// The commands still load their rows and are answered in order.
+type readahead struct {
+	order  []int64 // message seqs, in the order the commands ask for them
+	next   int     // index in order of the next one expected
+	res    []chan opened
+	window chan struct{}
+	taken  []bool
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// maxReadahead bounds the messages one read-ahead lists (the commands
+// recorded ahead are bounded too, by maxPreAudited).
+const maxReadahead = maxPreAudited
+
+// startReadahead opens msgs ahead, in order, for the commands to come; it
+// replaces (and closes) the previous read-ahead.
+func (s *session) startReadahead(msgs []int64) {
+	s.stopReadahead()
+	if len(msgs) == 0 {
+		return
+	}
+	if len(msgs) > maxReadahead {
+		msgs = msgs[:maxReadahead]
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	ra := &readahead{order: msgs, res: make([]chan opened, len(msgs)), window: make(chan struct{}, prefetchWindow),
+		taken: make([]bool, len(msgs)), cancel: cancel}
+	for i := range ra.res {
+		ra.res[i] = make(chan opened, 1)
+	}
+	st := s.srv.opts.Store
+	type job struct {
+		i  int
+		ix *index.MessageRow
+	}
+	todo := make(chan job, prefetchWindow)
+	ra.wg.Add(1 + prefetchWorkers)
+	go func() {
+		defer ra.wg.Done()
+		defer close(todo)
+		for lo := 0; lo < len(msgs); lo += fetchBatch {
+			chunk := msgs[lo:min(lo+fetchBatch, len(msgs))]
+			rows, err := s.loadRows(ctx, chunk, false, false, true)
+			for j, m := range chunk {
+				var ix *index.MessageRow
+				if r := rows[m]; r != nil {
+					ix = &r.ix
+				}
+				select {
+				case ra.window <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil || ix == nil {
+					// Not there (or the index failed): the command
+					// opens it in place and reports what it finds.
+					ra.res[lo+j] <- opened{err: errNotAhead}
+					continue
+				}
+				todo <- job{lo + j, ix}
+			}
+		}
+	}()
+	for range prefetchWorkers {
+		go func() {
+			defer ra.wg.Done()
+			for jb := range todo {
+				if ctx.Err() != nil {
+					ra.res[jb.i] <- opened{err: ctx.Err()}
+					continue
+				}
+				msg, err := st.OpenMessageRow(ctx, jb.ix)
+				if err == nil && msg.Size() > 0 {
+					var b [1]byte
+					msg.ReadAt(b[:], 0) // decode the first frame here
+				}
+				ra.res[jb.i] <- opened{msg, err}
+			}
+		}()
+	}
+	s.ra = ra
+}
+
+// errNotAhead: the read-ahead has no message for this command.
+var errNotAhead = errors.New("imapview: not read ahead")
+
+// takeAhead returns message msg if it was read ahead: the next one, or a
+// later one (those skipped are closed). A message not ahead at all (the
+// client asked for one again, or out of order) is not an error: ok is
+// false, the caller opens it in place, and the read-ahead goes on. The
+// caller closes the message.
+func (s *session) takeAhead(msg int64) (m *archive.Message, ok bool) {
+	ra := s.ra
+	if ra == nil {
+		return nil, false
+	}
+	j := ra.next
+	for j < len(ra.order) && ra.order[j] != msg {
+		j++
+	}
+	if j == len(ra.order) {
+		return nil, false
+	}
+	for ; ra.next <= j; ra.next++ {
+		i := ra.next
+		o := <-ra.res[i]
+		ra.taken[i] = true
+		<-ra.window
+		if i < j {
+			if o.msg != nil {
+				o.msg.Close()
+			}
+			continue
+		}
+		m, ok = o.msg, o.err == nil
+	}
+	if ra.next == len(ra.order) {
+		s.stopReadahead()
+	}
+	if ok {
+		s.srv.aheadUsed.Add(1)
+	}
+	// On an error the caller opens the message in place, which reports it
+	// exactly as without a read-ahead.
+	return m, ok
+}
+
+// stopReadahead ends the read-ahead and closes what it opened and nobody
+// took.
+func (s *session) stopReadahead() {
+	ra := s.ra
+	if ra == nil {
+		return
+	}
+	s.ra = nil
+	ra.cancel()
+	done := make(chan struct{})
+	go func() {
+		ra.wg.Wait()
+		close(done)
+	}()
+	for waiting := true; waiting; {
+		select {
+		case <-ra.window:
+		case <-done:
+			waiting = false
+		}
+	}
+	for i, c := range ra.res {
+		if ra.taken[i] {
 			continue
 		}
 		select {

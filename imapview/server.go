@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -68,6 +69,7 @@ type Server struct {
 	lg          *slog.Logger
 	db          *stmtDB
 	uidValidity uint32
+	aheadUsed   atomic.Int64 // messages sent from a read-ahead (prefetch.go)
 
 	// Two go-imap servers: one lets loopback clients log in before TLS,
 	// the other answers LOGINDISABLED until STARTTLS (RFC 9051 §6.2.3).

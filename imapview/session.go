@@ -34,6 +34,7 @@ type session struct {
 	sel     *view
 	checked time.Time      // when the account was last checked to be enabled
 	ahead   map[string]int // UID FETCHes recorded ahead (pipeline.go)
+	ra      *readahead     // messages opened ahead for them (prefetch.go)
 }
 
 var (
@@ -63,6 +64,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 
 func (s *session) Close() error {
 	s.cancel()
+	s.stopReadahead()
 	s.srv.release(s.addr.Addr())
 	return nil
 }
@@ -211,6 +213,7 @@ func (s *session) Unsubscribe(mailbox string) error { return errNoSubscriptionCh
 
 // Unselect leaves the folder; nothing is removed (RFC 3691).
 func (s *session) Unselect() error {
+	s.stopReadahead()
 	s.sel, s.ahead = nil, nil
 	return nil
 }
@@ -221,6 +224,7 @@ func (s *session) Unselect() error {
 func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	ctx, cancel := s.command()
 	defer cancel()
+	s.stopReadahead()
 	s.sel, s.ahead = nil, nil
 	f, err := parseFolder(mailbox)
 	if err != nil {

@@ -1,0 +1,82 @@
+package imapview
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Pipelined one-message UID FETCH commands (mbsync) are answered from
+// messages opened ahead, each byte for byte; a command out of the expected
+// order is opened in place and the read-ahead goes on.
+func TestPipelinedFetchReadahead(t *testing.T) {
+	f := newFixture(t, fixtureOpts{generated: 60})
+	r := f.raw()
+	r.login("auditor", f.password)
+	r.send("S SELECT INBOX\r\n")
+	r.until("S OK")
+
+	var uids []uint64
+	for _, seq := range f.genSeqs[:30] {
+		uids = append(uids, seq+1)
+	}
+	uids = append(uids, f.genSeqs[2]+1) // back to an earlier one
+	for _, seq := range f.genSeqs[30:] {
+		uids = append(uids, seq+1)
+	}
+	var b strings.Builder
+	for i, u := range uids {
+		fmt.Fprintf(&b, "F%d UID FETCH %d (BODY.PEEK[])\r\n", i, u)
+	}
+	b.WriteString("ZZEND NOOP\r\n")
+	before := f.srv.aheadUsed.Load()
+	r.send(b.String())
+	out := []byte(r.until("ZZEND "))
+
+	// Walk the answers in order: each FETCH carries its literal, then its
+	// command's tagged OK.
+	fetchLine := regexp.MustCompile(`^\* \d+ FETCH \(UID (\d+) BODY\[\] \{(\d+)\}\r\n`)
+	got := map[int][]byte{} // command index -> body
+	var gotUID = map[int]uint64{}
+	var pending []byte
+	var pendingUID uint64
+	for len(out) > 0 {
+		if m := fetchLine.FindSubmatch(out); m != nil {
+			n, _ := strconv.Atoi(string(m[2]))
+			start := len(m[0])
+			pending = out[start : start+n]
+			pendingUID, _ = strconv.ParseUint(string(m[1]), 10, 64)
+			out = out[start+n:]
+			continue
+		}
+		i := bytes.Index(out, []byte("\r\n"))
+		if i < 0 {
+			break
+		}
+		line := string(out[:i])
+		out = out[i+2:]
+		var n int
+		if _, err := fmt.Sscanf(line, "F%d OK", &n); err == nil && strings.Contains(line, " OK") {
+			got[n], gotUID[n] = pending, pendingUID
+			pending = nil
+		}
+	}
+	for i, u := range uids {
+		if gotUID[i] != u {
+			t.Fatalf("command F%d: UID %d answered, want %d", i, gotUID[i], u)
+		}
+		if !bytes.Equal(got[i], f.msgs[u-1]) {
+			t.Fatalf("command F%d (UID %d): %d bytes, not the original %d", i, u, len(got[i]), len(f.msgs[u-1]))
+		}
+	}
+	used := f.srv.aheadUsed.Load() - before
+	// All but the first (it starts the read-ahead) and the one asked for
+	// again (no longer ahead).
+	if used != int64(len(uids))-2 {
+		t.Errorf("%d of %d messages came from the read-ahead, want %d", used, len(uids), len(uids)-2)
+	}
+	t.Logf("%d of %d pipelined one-message fetches answered from the read-ahead", used, len(uids))
+}
