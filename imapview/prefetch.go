@@ -21,25 +21,73 @@ const prefetchWorkers = 2
 // window at a time, with a few workers: key unwrapping, decryption and
 // decompression of the first frame overlap with sending the previous
 // messages.
-type prefetcher struct {
-	res    []chan opened
-	window chan struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	taken  []bool
-}
+type prefetcher struct{ openQueue }
 
 type opened struct {
 	msg *archive.Message
 	err error
 }
 
+// openQueue holds messages opened in order by workers, at most a window
+// ahead of whoever takes them.
+type openQueue struct {
+	res    []chan opened
+	window chan struct{}
+	taken  []bool
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (q *openQueue) init(n int, cancel context.CancelFunc) {
+	q.res, q.window, q.taken, q.cancel = make([]chan opened, n), make(chan struct{}, prefetchWindow), make([]bool, n), cancel
+	for i := range q.res {
+		q.res[i] = make(chan opened, 1)
+	}
+}
+
+// takeAt waits for message i (in order) and frees its place in the window.
+func (q *openQueue) takeAt(i int) opened {
+	o := <-q.res[i]
+	q.taken[i] = true
+	<-q.window
+	return o
+}
+
+// close stops opening ahead and closes what was opened but not taken.
+func (q *openQueue) close() {
+	q.cancel()
+	done := make(chan struct{})
+	go func() {
+		q.wg.Wait()
+		close(done)
+	}()
+	// Free the window until the producer and workers are gone, so that
+	// none of them is stuck.
+	for waiting := true; waiting; {
+		select {
+		case <-q.window:
+		case <-done:
+			waiting = false
+		}
+	}
+	for i, c := range q.res {
+		if q.taken[i] {
+			continue
+		}
+		select {
+		case o := <-c:
+			if o.msg != nil {
+				o.msg.Close()
+			}
+		default:
+		}
+	}
+}
+
 func (s *session) prefetch(ctx context.Context, ms []member, rows map[int64]*row) *prefetcher {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &prefetcher{res: make([]chan opened, len(ms)), window: make(chan struct{}, prefetchWindow), cancel: cancel, taken: make([]bool, len(ms))}
-	for i := range p.res {
-		p.res[i] = make(chan opened, 1)
-	}
+	p := &prefetcher{}
+	p.init(len(ms), cancel)
 	st := s.srv.opts.Store
 	todo := make(chan int, prefetchWindow)
 	p.wg.Add(1 + prefetchWorkers)
@@ -77,45 +125,10 @@ func (s *session) prefetch(ctx context.Context, ms []member, rows map[int64]*row
 	return p
 }
 
-// take returns message i (in order) and frees its place in the window; the
-// caller closes it.
+// take returns message i (in order); the caller closes it.
 func (p *prefetcher) take(i int) (*archive.Message, error) {
-	o := <-p.res[i]
-	p.taken[i] = true
-	<-p.window
+	o := p.takeAt(i)
 	return o.msg, o.err
-}
-
-// close stops opening ahead and closes what was opened but not taken.
-func (p *prefetcher) close() {
-	p.cancel()
-	done := make(chan struct{})
-	go func() {
-		p.wg.Wait()
-		close(done)
-	}()
-	// Free the window until the producer and workers are gone, so that
-	// none of them is stuck.
-	for {
-		select {
-		case <-p.window:
-			continue
-		case <-done:
-		}
-		break
-	}
-	for i, c := range p.res {
-		if p.taken[i] {
-			continue
-		}
-		select {
-		case o := <-c:
-			if o.msg != nil {
-				o.msg.Close()
-			}
-		default:
-		}
-	}
 }
 
 // readahead opens, across commands, the messages that the UID FETCH
@@ -126,13 +139,9 @@ func (p *prefetcher) close() {
 // decrypted and decompressed) by workers on the other core meanwhile.
 // The commands still load their rows and are answered in order.
 type readahead struct {
-	order  []int64 // message seqs, in the order the commands ask for them
-	next   int     // index in order of the next one expected
-	res    []chan opened
-	window chan struct{}
-	taken  []bool
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	openQueue
+	order []int64 // message seqs, in the order the commands ask for them
+	next  int     // index in order of the next one expected
 }
 
 // maxReadahead bounds the messages one read-ahead lists (the commands
@@ -150,11 +159,8 @@ func (s *session) startReadahead(msgs []int64) {
 		msgs = msgs[:maxReadahead]
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	ra := &readahead{order: msgs, res: make([]chan opened, len(msgs)), window: make(chan struct{}, prefetchWindow),
-		taken: make([]bool, len(msgs)), cancel: cancel}
-	for i := range ra.res {
-		ra.res[i] = make(chan opened, 1)
-	}
+	ra := &readahead{order: msgs}
+	ra.init(len(msgs), cancel)
 	st := s.srv.opts.Store
 	type job struct {
 		i  int
@@ -230,9 +236,7 @@ func (s *session) takeAhead(msg int64) (m *archive.Message, ok bool) {
 	}
 	for ; ra.next <= j; ra.next++ {
 		i := ra.next
-		o := <-ra.res[i]
-		ra.taken[i] = true
-		<-ra.window
+		o := ra.takeAt(i)
 		if i < j {
 			if o.msg != nil {
 				o.msg.Close()
@@ -255,34 +259,8 @@ func (s *session) takeAhead(msg int64) (m *archive.Message, ok bool) {
 // stopReadahead ends the read-ahead and closes what it opened and nobody
 // took.
 func (s *session) stopReadahead() {
-	ra := s.ra
-	if ra == nil {
-		return
-	}
-	s.ra = nil
-	ra.cancel()
-	done := make(chan struct{})
-	go func() {
-		ra.wg.Wait()
-		close(done)
-	}()
-	for waiting := true; waiting; {
-		select {
-		case <-ra.window:
-		case <-done:
-			waiting = false
-		}
-	}
-	for i, c := range ra.res {
-		if ra.taken[i] {
-			continue
-		}
-		select {
-		case o := <-c:
-			if o.msg != nil {
-				o.msg.Close()
-			}
-		default:
-		}
+	if ra := s.ra; ra != nil {
+		s.ra = nil
+		ra.close()
 	}
 }
