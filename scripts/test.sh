@@ -28,6 +28,11 @@ fi
 
 step "unit tests (-race)"
 go test -race -count=1 -timeout 20m ./...
+# The patched copies of go-imap and go-smtp are modules of their own: their
+# tests (upstream's, and the ones checking each Cairn patch) run here.
+for m in imapview/third_party/go-imap ingest/smtp/third_party/go-smtp; do
+	(cd "$m" && go test -count=1 ./...)
+done
 
 if [[ $mode == unit ]]; then
 	echo "unit tests passed in $(( $(date +%s) - start ))s"
