@@ -50,6 +50,7 @@ func main() {
 	workers := flag.Int("workers", importer.DefaultWorkers, "concurrent writers, as cairn import --workers")
 	flag.StringVar(&layout, "layout", "volumes", "local store layout: volumes (the default store) or files (one file per object)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the ingest runs to this file")
+	verifyProfile := flag.String("verifyprofile", "", "with -verify: write a CPU profile of the verify runs to this file")
 	verify := flag.Bool("verify", false, "also time cairn verify and verify --full of the imported archive against SHA-256 and decrypt + decompress + hash")
 	flag.Parse()
 	if *dir == "" {
@@ -133,6 +134,12 @@ func main() {
 	fmt.Printf("Each message writes 2 objects: had each been a classic durable file (write, fsync, rename, fsync the folder) at this concurrency, ingest could not pass %.0f msgs/s; it reaches %.0f (%.2fx).\n", files/2, ingestRate, ingestRate/(files/2))
 	fmt.Printf("GOMAXPROCS %d; %d runs, medians.\n", runtime.GOMAXPROCS(0), *runs)
 	if *verify {
+		if *verifyProfile != "" {
+			pf, err := os.Create(*verifyProfile)
+			check(err)
+			check(pprof.StartCPUProfile(pf))
+			defer pprof.StopCPUProfile()
+		}
 		verifyBench(ctx, generatedArchive, msgs, *runs, limits[0].value)
 	}
 }
