@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/auth"
 	"github.com/cairn-archive/cairn/imapview"
+	"github.com/cairn-archive/cairn/retention"
 )
 
 // IMAPConfig is the read-only IMAP view's section.
@@ -122,6 +123,7 @@ func startIMAP(ctx context.Context, d *deps) (service, error) {
 		MaxConnections:      c.MaxConnections,
 		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
 		ConfirmLimit:        c.ConfirmLimit,
+		Cases:               liveCases{d},
 	})
 	if err != nil {
 		accounts.Close()
@@ -194,4 +196,30 @@ func bootstrapAuditor(ctx context.Context, accounts *auth.DB, rec audit.Recorder
 	fmt.Fprintf(os.Stderr, "first start: created the IMAP account \"auditor\" (sees everything, changes nothing)\n"+
 		"  password: %s\n  shown once; change it with `cairn user passwd auditor`\n", pw)
 	return nil
+}
+
+// liveCases is the IMAP view's CaseSource: the holds of the running
+// retention service (the Cases/ folders, accounts scoped to cases). Until
+// that service runs there is no case: a case-scoped account sees nothing.
+type liveCases struct{ d *deps }
+
+func (c liveCases) manager() *retention.Manager {
+	if v, ok := c.d.service("retention"); ok {
+		return v.(*retentionService).m
+	}
+	return nil
+}
+
+func (c liveCases) Cases(ctx context.Context) ([]string, error) {
+	if m := c.manager(); m != nil {
+		return m.Cases(ctx)
+	}
+	return nil, nil
+}
+
+func (c liveCases) Members(ctx context.Context, id string) (string, []any, error) {
+	if m := c.manager(); m != nil {
+		return m.Members(ctx, id)
+	}
+	return `SELECT 0 AS k, 0 AS msg WHERE 0`, nil, nil
 }

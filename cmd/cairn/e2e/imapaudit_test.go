@@ -15,13 +15,9 @@ import (
 // annotation), yields exactly the expected audit events, in order, each
 // with the right actor, source and target, in the real audit log.
 func TestIMAPSessionAuditTrail(t *testing.T) {
-	imapAddr := freeAddr(t)
-	h := newHTTPInstance(t, config{"imap.enabled": true, "imap.listen": imapAddr})
+	h, imapAddr := newIMAPHTTPInstance(t)
 	for i, to := range []string{"bob@example.com", "carol@example.com"} {
-		raw := []byte(fmt.Sprintf("From: alice@example.com\r\nTo: %s\r\nSubject: trail %d\r\nMessage-ID: <trail-%d@test>\r\nDate: Fri, 01 Mar 2024 10:00:00 +0000\r\n\r\nminutes of the meeting\r\n", to, i, i))
-		if r := deliverOne(t, h.smtpAddr, "alice@example.com", []string{to}, raw); !strings.HasPrefix(r, "250") {
-			t.Fatalf("deliver: %s", r)
-		}
+		h.deliverFromAlice(t, "trail", i, to)
 	}
 	head := h.head(t)
 	host, port, _ := strings.Cut(imapAddr, ":")
@@ -142,5 +138,22 @@ print(json.dumps({"uids": uids}))
 	}
 	if stdout, stderr, code := h.cli("audit", "verify"); code != 0 {
 		t.Fatalf("cairn audit verify: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// newIMAPHTTPInstance is cairn serve with the HTTP API and the IMAP view;
+// it returns the view's address too.
+func newIMAPHTTPInstance(t *testing.T) (*httpInstance, string) {
+	t.Helper()
+	imapAddr := freeAddr(t)
+	return newHTTPInstance(t, config{"imap.enabled": true, "imap.listen": imapAddr}), imapAddr
+}
+
+// deliverFromAlice sends message "<label> <i>" from alice to to by SMTP.
+func (h *httpInstance) deliverFromAlice(t *testing.T, label string, i int, to string) {
+	t.Helper()
+	raw := []byte(fmt.Sprintf("From: alice@example.com\r\nTo: %s\r\nSubject: %s %d\r\nMessage-ID: <%s-%d@test>\r\nDate: Fri, 01 Mar 2024 10:00:00 +0000\r\n\r\nminutes of the meeting\r\n", to, label, i, label, i))
+	if r := deliverOne(t, h.smtpAddr, "alice@example.com", []string{to}, raw); !strings.HasPrefix(r, "250") {
+		t.Fatalf("deliver: %s", r)
 	}
 }

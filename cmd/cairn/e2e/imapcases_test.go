@@ -1,0 +1,97 @@
+//go:build integration
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// A hold placed through the HTTP API of a real cairn serve becomes a
+// Cases/<id> folder in the IMAP view holding exactly the held messages
+// (also one archived after the hold), and an account scoped to the case
+// sees those messages and nothing else; after the release the folder is
+// gone. Driven with Python imaplib.
+func TestIMAPCaseFolders(t *testing.T) {
+	h, imapAddr := newIMAPHTTPInstance(t)
+	deliver := func(i int, to string) { h.deliverFromAlice(t, "case", i, to) }
+	deliver(0, "bob@example.com")
+	deliver(1, "carol@example.com")
+	deliver(2, "bob@example.com")
+	if r := curl(t, h.curl, "POST", h.base+"/api/v1/holds", h.tokens["legal"], map[string]any{"case": "C-9", "reason": "e2e", "custodians": []string{"bob@example.com"}}); r.code != 201 {
+		t.Fatalf("place hold: %d %s", r.code, r.body)
+	}
+	deliver(3, "bob@example.com") // after the hold: held too
+	deliver(4, "dave@example.com")
+	cmd := exec.Command(cairnBin, "--config", h.cfg, "user", "add", "casey", "--role", "auditor", "--scope", "case:C-9", "--password-stdin")
+	cmd.Env = env()
+	cmd.Stdin = strings.NewReader("the case password\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("user add casey: %v %s", err, out)
+	}
+
+	host, port, _ := strings.Cut(imapAddr, ":")
+	script := `
+import imaplib, json, sys
+host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+M = imaplib.IMAP4(host, port)
+M.login(user, pw)
+typ, data = M.list()
+folders = sorted(l.decode().rsplit(' ', 1)[1].strip('"') for l in data if l)
+out = {"folders": folders}
+for f in ("INBOX", "Cases/C-9"):
+    typ, data = M.select(f, readonly=True)
+    if typ != "OK":
+        out[f] = None
+        continue
+    typ, data = M.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])") if int(data[0]) else ("OK", [])
+    out[f] = sorted(p[1].decode().strip() for p in data if isinstance(p, tuple))
+M.logout()
+print(json.dumps(out))
+`
+	session := func(user, pw string) map[string]any {
+		t.Helper()
+		out, err := exec.Command("python3", "-c", script, host, port, user, pw).CombinedOutput()
+		if err != nil {
+			t.Fatalf("imaplib as %s: %v\n%s", user, err, out)
+		}
+		var res map[string]any
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("imaplib printed %q", out)
+		}
+		return res
+	}
+	held := "[Subject: case 0 Subject: case 2 Subject: case 3]"
+	aud := session("aud", "the right password")
+	if !strings.Contains(fmt.Sprint(aud["folders"]), "Cases/C-9") {
+		t.Errorf("auditor's LIST has no Cases/C-9: %v", aud["folders"])
+	}
+	if got := fmt.Sprint(aud["Cases/C-9"]); got != held {
+		t.Errorf("auditor's Cases/C-9: %s, want %s", got, held)
+	}
+	if n := len(aud["INBOX"].([]any)); n != 5 {
+		t.Errorf("auditor's INBOX: %d messages, want 5", n)
+	}
+	casey := session("casey", "the case password")
+	if got := fmt.Sprint(casey["INBOX"]); got != held {
+		t.Errorf("case-scoped INBOX: %s, want only the held %s", got, held)
+	}
+	if got := fmt.Sprint(casey["Cases/C-9"]); got != held {
+		t.Errorf("case-scoped Cases/C-9: %s, want %s", got, held)
+	}
+
+	if r := curl(t, h.curl, "POST", h.base+"/api/v1/holds/C-9/release", h.tokens["legal"], map[string]any{"reason": "settled"}); r.code != 200 {
+		t.Fatalf("release: %d %s", r.code, r.body)
+	}
+	aud = session("aud", "the right password")
+	if strings.Contains(fmt.Sprint(aud["folders"]), "Cases/C-9") || aud["Cases/C-9"] != nil {
+		t.Errorf("after the release, Cases/C-9 is still there: %v", aud)
+	}
+	casey = session("casey", "the case password")
+	if n := len(casey["INBOX"].([]any)); n != 0 {
+		t.Errorf("after the release, the case-scoped INBOX shows %d messages", n)
+	}
+}

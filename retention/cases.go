@@ -1,0 +1,60 @@
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Cases returns the ids of the cases with an active hold, sorted. With
+// Members, the Manager is the IMAP view's CaseSource (imapview.CaseSource):
+// the Cases/ folders and the accounts scoped to cases.
+func (m *Manager) Cases(ctx context.Context) ([]string, error) {
+	hs, err := loadHolds(ctx, m.db, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, h := range hs {
+		if h.Active() && h.Case != "" && !slices.Contains(out, h.Case) {
+			out = append(out, h.Case)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Members returns one SQL SELECT over the index database yielding (k, msg)
+// for the messages that the active holds of case id keep, by the same
+// criteria the disposal run obeys (HoldSpec.cond), each once: msg is the
+// message's ledger seq and k the same (a message archived after the hold
+// joins the case's folder at the end). A message that a later hold of the
+// same case brings in keeps its own, lower number: a client that synced
+// the folder before sees it after a resync (UIDVALIDITY does not change).
+// A case without an active hold yields no row. For a hold whose query has
+// BODY or TEXT keys the full-text index is brought up to date first.
+func (m *Manager) Members(ctx context.Context, id string) (string, []any, error) {
+	hs, err := findHolds(ctx, m.db, id, false)
+	if err != nil && !errors.Is(err, ErrNoHold) {
+		return "", nil, err
+	}
+	var cs []cond
+	for _, h := range hs {
+		if h.Case != id || !h.Active() {
+			continue // the hold whose id this is, not a case
+		}
+		c, fullText, err := h.cond(m.opts.SearchKey)
+		if err != nil {
+			return "", nil, fmt.Errorf("retention: hold %s: %w", h.ID, err)
+		}
+		if fullText && m.opts.Archive != nil && !m.opts.Archive.ReadOnly() {
+			if err := m.opts.Archive.FlushSearch(ctx); err != nil {
+				return "", nil, fmt.Errorf("retention: hold %s: bring the full-text index up to date: %w", h.ID, err)
+			}
+		}
+		cs = append(cs, c)
+	}
+	c := orConds(cs) // "0" without holds: no row
+	return `SELECT m.seq AS k, m.seq AS msg FROM messages m LEFT JOIN deliveries d ON d.seq = m.seq WHERE ` + c.sql, c.args, nil
+}
