@@ -132,6 +132,7 @@ func newHarness(t *testing.T, opts func(*Options)) *harness {
 	}{
 		{"alice", auth.RoleAuditor, "all", auth.RoleAuditor, "auditor"},
 		{"bob", auth.RoleAuditor, "custodian:bob@example.com", auth.RoleAuditor, "scoped"},
+		{"cora", auth.RoleAuditor, "case:C-5", auth.RoleAuditor, "case"},
 		{"lena", auth.RoleLegal, "all", auth.RoleLegal, "legal"},
 		{"adam", auth.RoleAdmin, "all", auth.RoleAdmin, "admin"},
 		{"adam", auth.RoleAdmin, "all", auth.RoleMetrics, "metrics"},

@@ -17,29 +17,44 @@ import (
 	"github.com/cairn-archive/cairn/imapview/search"
 )
 
-// scopeSQL is the condition "message m.seq is in the account's scope":
-// one of its custodians is in Custodians or under Domains. Case scopes are
-// not resolved here (they see nothing through the API yet). ok is false
-// when the scope sees nothing.
-func scopeSQL(s auth.Scope, msgExpr string) (where string, args []any, ok bool) {
-	if s.All {
-		return "", nil, true
+// scopeSQL is the condition "message msgExpr is in the account's scope":
+// one of its custodians is in Custodians or under Domains, or a hold of one
+// of its Cases keeps it (the retention manager's Members, the IMAP view's
+// Cases/ folders). ok is false when the scope sees nothing.
+func (s *Server) scopeSQL(ctx context.Context, sc auth.Scope, msgExpr string) (where string, args []any, ok bool, err error) {
+	if sc.All {
+		return "", nil, true, nil
 	}
-	var conds []string
-	if len(s.Custodians) > 0 {
-		conds = append(conds, "c.addr IN (?"+strings.Repeat(",?", len(s.Custodians)-1)+")")
-		for _, a := range s.Custodians {
+	var parts, conds []string
+	if len(sc.Custodians) > 0 {
+		conds = append(conds, "c.addr IN (?"+strings.Repeat(",?", len(sc.Custodians)-1)+")")
+		for _, a := range sc.Custodians {
 			args = append(args, a)
 		}
 	}
-	for _, d := range s.Domains {
+	for _, d := range sc.Domains {
 		conds = append(conds, `c.addr LIKE ? ESCAPE '\'`)
 		args = append(args, "%@"+strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(d))
 	}
-	if len(conds) == 0 {
-		return "", nil, false
+	if len(conds) > 0 {
+		parts = append(parts, msgExpr+" IN (SELECT c.message FROM custodians c WHERE "+strings.Join(conds, " OR ")+")")
 	}
-	return msgExpr + " IN (SELECT c.message FROM custodians c WHERE " + strings.Join(conds, " OR ") + ")", args, true
+	if len(sc.Cases) > 0 && s.opts.Retention != nil {
+		if m := s.opts.Retention(); m != nil {
+			for _, id := range sc.Cases {
+				q, a, err := m.Members(ctx, id)
+				if err != nil {
+					return "", nil, false, fmt.Errorf("scope: case %s: %w", id, err)
+				}
+				parts = append(parts, msgExpr+" IN (SELECT msg FROM ("+q+"))")
+				args = append(args, a...)
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return "", nil, false, nil
+	}
+	return "(" + strings.Join(parts, " OR ") + ")", args, true, nil
 }
 
 type searchRequest struct {
@@ -97,7 +112,11 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 	}
 	res := searchResult{Query: node.String(), Matches: []Match{}}
-	if scope, sargs, ok := scopeSQL(c.p.User.Scope, "m.seq"); ok {
+	scope, sargs, ok, err := s.scopeSQL(ctx, c.p.User.Scope, "m.seq")
+	if err != nil {
+		return err
+	}
+	if ok {
 		where := `m.state = 0 AND (` + comp.Where + `)`
 		args := append([]any(nil), comp.Args...)
 		if scope != "" {
@@ -197,15 +216,15 @@ func (s *Server) page(ctx context.Context, where string, args []any, after *uint
 
 // inScope reports whether the caller's scope covers message seq.
 func (s *Server) inScope(ctx context.Context, scope auth.Scope, seq uint64) (bool, error) {
-	where, args, ok := scopeSQL(scope, "?")
-	if !ok {
-		return false, nil
+	where, args, ok, err := s.scopeSQL(ctx, scope, "x.seq")
+	if err != nil || !ok {
+		return false, err
 	}
 	if where == "" {
 		return true, nil
 	}
 	var one int
-	err := s.db.QueryRowContext(ctx, `SELECT 1 WHERE `+where, append([]any{int64(seq)}, args...)...).Scan(&one)
+	err = s.db.QueryRowContext(ctx, `SELECT 1 FROM (SELECT ? AS seq) x WHERE `+where, append([]any{int64(seq)}, args...)...).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

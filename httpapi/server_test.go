@@ -514,3 +514,43 @@ func TestSearchPages(t *testing.T) {
 		t.Fatalf("limit over max_results: %d", code)
 	}
 }
+
+// An account scoped to a case sees, through the API, exactly what the
+// case's active holds keep: nothing before the hold, the held messages
+// after it, nothing again once it is released.
+func TestCaseScope(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	count := func() int {
+		t.Helper()
+		var res searchResult
+		code, _, body := h.do("POST", "/api/v1/search", "case", map[string]any{"query": "ALL"})
+		if code != 200 || json.Unmarshal(body, &res) != nil {
+			t.Fatalf("search: %d %s", code, body)
+		}
+		return res.Count
+	}
+	merger := strconv.FormatUint(h.seqs["merger talks"], 10)
+	budget := strconv.FormatUint(h.seqs["q3 budget"], 10)
+	if n := count(); n != 0 {
+		t.Fatalf("before any hold the case-scoped account sees %d messages", n)
+	}
+	if _, err := h.m.PlaceHold(ctx, retention.Caller{Actor: audit.Actor{User: "lena", Role: "legal"}}, retention.HoldSpec{Case: "C-5", Reason: "test", Custodians: []string{"dave@other.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("with the hold the case-scoped account sees %d messages, want 1", n)
+	}
+	if code, _, _ := h.do("GET", "/api/v1/messages/"+merger, "case", nil); code != 200 {
+		t.Fatalf("held message: %d", code)
+	}
+	if code, _, _ := h.do("GET", "/api/v1/messages/"+budget, "case", nil); code != http.StatusNotFound {
+		t.Fatalf("message outside the case: %d", code)
+	}
+	if _, err := h.m.ReleaseHold(ctx, retention.Caller{Actor: audit.Actor{User: "lena", Role: "legal"}}, "C-5", "settled"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("after the release the case-scoped account sees %d messages", n)
+	}
+}
