@@ -155,6 +155,7 @@ type Index struct {
 	bySHA       *sql.Stmt
 	byKey       *sql.Stmt
 	message     *sql.Stmt
+	entry       *sql.Stmt   // verify looks up every entry
 	commitStmts []*sql.Stmt // commitSQL, in order
 }
 
@@ -205,6 +206,7 @@ func Open(path string, macKey []byte) (*Index, error) {
 		{&ix.bySHA, `SELECT seq, state FROM messages WHERE sha256 = ?`},
 		{&ix.byKey, `SELECT seq, message FROM deliveries WHERE delivery_key = ?`},
 		{&ix.message, `SELECT ` + messageColumns + ` FROM messages WHERE seq = ?`},
+		{&ix.entry, `SELECT line FROM entries WHERE seq = ?`},
 	} {
 		if *p.st, err = db.Prepare(p.q); err != nil {
 			ix.Close()
@@ -224,7 +226,7 @@ func Open(path string, macKey []byte) (*Index, error) {
 
 // Close closes the database.
 func (ix *Index) Close() error {
-	for _, st := range append([]*sql.Stmt{ix.bySHA, ix.byKey, ix.message}, ix.commitStmts...) {
+	for _, st := range append([]*sql.Stmt{ix.bySHA, ix.byKey, ix.message, ix.entry}, ix.commitStmts...) {
 		if st != nil {
 			st.Close()
 		}

@@ -165,7 +165,7 @@ func (ix *Index) EachEntry(ctx context.Context, fn func(seq uint64, line []byte)
 // Entry returns the ledger line of seq.
 func (ix *Index) Entry(ctx context.Context, seq uint64) ([]byte, error) {
 	var line []byte
-	err := ix.db.QueryRowContext(ctx, `SELECT line FROM entries WHERE seq = ?`, int64(seq)).Scan(&line)
+	err := ix.entry.QueryRowContext(ctx, int64(seq)).Scan(&line)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: ledger entry %d", ErrNotFound, seq)
 	}
