@@ -47,7 +47,7 @@ go build -o "$work/cairn" ./cmd/cairn
 dport=$(free_port)
 scripts/dovecot.sh instance "$work/dovecot" --port "$dport" --user bench:benchpass >/dev/null
 maildir=$(scripts/dovecot.sh maildir "$work/dovecot" bench)
-go run ./bench/harvest/gencorpus -n "$N" -out "$maildir"
+go run ./bench/gencorpus -n "$N" -out "$maildir" -seed 6 -seen-every 10
 mailbox_bytes=$(du -sb "$maildir" | cut -f1)
 scripts/dovecot.sh chown "$work/dovecot"
 scripts/dovecot.sh start "$work/dovecot" >/dev/null

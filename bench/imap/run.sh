@@ -38,7 +38,7 @@ trap cleanup EXIT
 
 echo "== corpus: $N messages"
 go build -o "$work/cairn" ./cmd/cairn
-go run ./bench/imap/gencorpus -n "$N" -out "$work/corpus"
+go run ./bench/gencorpus -n "$N" -out "$work/corpus" -seed 1
 corpus_bytes=$(du -sb "$work/corpus" | cut -f1)
 
 echo "== Dovecot $(dovecot --version | cut -d' ' -f1) from Maildir"

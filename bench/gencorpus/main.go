@@ -1,9 +1,10 @@
-// Command gencorpus writes the harvest benchmark's mailbox: n generated
-// messages (ingest/importer/gen, deterministic from the seed) into a
-// Maildir, ~12 KB on average like BASELINE.md's Dovecot measurement (a mix
-// of short mail and mail with attachments), a tenth of them \Seen.
+// Command gencorpus writes a benchmark's mailbox: n generated messages
+// (ingest/importer/gen, deterministic from the seed) into a Maildir, ~12 KB
+// on average like BASELINE.md's Dovecot measurement (a mix of short mail
+// and mail with attachments), every seen-every-th one \Seen.
 //
-//	go run ./bench/harvest/gencorpus -n 100000 -out MAILDIR
+//	go run ./bench/gencorpus -n 100000 -out MAILDIR -seed 1                 # bench/imap
+//	go run ./bench/gencorpus -n 100000 -out MAILDIR -seed 6 -seen-every 10  # bench/harvest
 package main
 
 import (
@@ -18,7 +19,8 @@ import (
 func main() {
 	n := flag.Int("n", 100000, "messages")
 	out := flag.String("out", "", "Maildir to fill (cur/, new/, tmp/ are created)")
-	seed := flag.Uint64("seed", 6, "generator seed")
+	seed := flag.Uint64("seed", 1, "generator seed")
+	seenEvery := flag.Int("seen-every", 0, "mark every Nth message \\Seen (0: none)")
 	flag.Parse()
 	if *out == "" {
 		log.Fatal("-out is required")
@@ -42,7 +44,7 @@ func main() {
 		}
 		m := g.Next(size)
 		flags := ""
-		if i%10 == 0 {
+		if *seenEvery > 0 && i%*seenEvery == 0 {
 			flags = "S"
 		}
 		if _, err := md.Deliver(m.Raw, m.Date, flags); err != nil {
