@@ -222,7 +222,13 @@ func loadHolds(ctx context.Context, q querier, all bool) ([]*Hold, error) {
 	if all {
 		where = ""
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+holdColumns+` FROM holds`+where+` ORDER BY placed_at, id`)
+	return queryHolds(ctx, q, where)
+}
+
+// queryHolds returns the holds matching where (a WHERE clause, or ""),
+// ordered by placement.
+func queryHolds(ctx context.Context, q querier, where string, args ...any) ([]*Hold, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+holdColumns+` FROM holds`+where+` ORDER BY placed_at, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("retention: holds: %w", err)
 	}
@@ -235,7 +241,10 @@ func loadHolds(ctx context.Context, q querier, all bool) ([]*Hold, error) {
 		}
 		out = append(out, h)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("retention: holds: %w", err)
+	}
+	return out, nil
 }
 
 func insertHold(ctx context.Context, q querier, h *Hold) error {

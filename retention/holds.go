@@ -158,21 +158,9 @@ func findHolds(ctx context.Context, q querier, caseOrID string, all bool) ([]*Ho
 	if all {
 		where = ""
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+holdColumns+` FROM holds WHERE (case_id = ? OR id = ?)`+where+` ORDER BY placed_at, id`, caseOrID, caseOrID)
+	out, err := queryHolds(ctx, q, ` WHERE (case_id = ? OR id = ?)`+where, caseOrID, caseOrID)
 	if err != nil {
-		return nil, fmt.Errorf("retention: holds: %w", err)
-	}
-	defer rows.Close()
-	var out []*Hold
-	for rows.Next() {
-		h, err := scanHold(rows)
-		if err != nil {
-			return nil, fmt.Errorf("retention: holds: %w", err)
-		}
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("retention: holds: %w", err)
+		return nil, err
 	}
 	if len(out) == 0 {
 		what := "active "
