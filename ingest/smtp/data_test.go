@@ -114,14 +114,14 @@ func TestStats(t *testing.T) {
 	fa := &fakeArchiver{}
 	s, addr := startServer(t, Options{AcceptRecipients: []string{"example.com"}}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
+	c.Hello(heloName)
 	for i := 0; i < 3; i++ {
 		c.deliver("a@example.com", []string{"b@example.com"}, message("s", "x\r\n"))
 	}
-	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<x@elsewhere.example>\r\nRSET\r\n")
-	c.expect("250")
-	c.expect("550")
-	c.expect("250")
+	c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<x@elsewhere.example>\r\nRSET\r\n")
+	c.Expect("250")
+	c.Expect("550")
+	c.Expect("250")
 	st := s.Stats()
 	size := uint64(len(message("s", "x\r\n")))
 	if st.Accepted != 3 || st.AcceptedBytes != 3*size || st.Refused["recipient"] != 1 || st.SessionsOpen != 1 || st.Sessions != 1 {

@@ -6,19 +6,18 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cairn-archive/cairn/crypto/certs"
 	"github.com/cairn-archive/cairn/ingest"
+	"github.com/cairn-archive/cairn/ingest/smtp/smtptest"
 )
 
 // fakeArchiver is an in-memory ingest.Archiver. It is safe for concurrent
@@ -146,95 +145,32 @@ func testTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 	return &tls.Config{Certificates: []tls.Certificate{pair}}, pool
 }
 
-// client is a raw SMTP client over a socket, for probes that a real client
-// library refuses to send.
-type client struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
-}
+// client is smtptest.Raw with this package's lock-step deliver.
+type client struct{ *smtptest.Raw }
 
 func dial(t testing.TB, addr string) *client {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return &client{smtptest.Dial(t, addr, 20*time.Second)}
 }
 
-// reply reads one (possibly multi-line) reply and returns it joined by "\n".
-func (c *client) reply() (string, error) {
-	var lines []string
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			return strings.Join(lines, "\n"), err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		lines = append(lines, line)
-		if len(line) < 4 || line[3] != '-' {
-			return strings.Join(lines, "\n"), nil
-		}
-	}
-}
-
-// expect reads one reply and fails unless it starts with prefix.
-func (c *client) expect(prefix string) string {
-	c.t.Helper()
-	r, err := c.reply()
-	if err != nil {
-		c.t.Fatalf("reading reply (want %q): %v (got %q)", prefix, err, r)
-	}
-	if !strings.HasPrefix(r, prefix) {
-		c.t.Fatalf("reply %q, want prefix %q", r, prefix)
-	}
-	return r
-}
-
-func (c *client) send(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// closed reports whether the server has closed the connection (EOF or
-// reset) within a second, with no further reply.
-func (c *client) closed() (bool, string) {
-	c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-	r, err := c.reply()
-	var ne net.Error
-	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) && r == "" {
-		return true, ""
-	}
-	return false, r
-}
-
-func (c *client) hello() {
-	c.t.Helper()
-	c.expect("220 ")
-	c.send("EHLO client.test\r\n")
-	c.expect("250")
-}
+// heloName is the name the raw sessions say EHLO with.
+const heloName = "client.test"
 
 // deliver sends one message in lock step and returns the DATA reply.
 func (c *client) deliver(from string, to []string, data string) string {
-	c.t.Helper()
-	c.send("MAIL FROM:<" + from + ">\r\n")
-	c.expect("250")
+	c.T.Helper()
+	c.Send("MAIL FROM:<" + from + ">\r\n")
+	c.Expect("250")
 	for _, r := range to {
-		c.send("RCPT TO:<" + r + ">\r\n")
-		c.expect("250")
+		c.Send("RCPT TO:<" + r + ">\r\n")
+		c.Expect("250")
 	}
-	c.send("DATA\r\n")
-	c.expect("354")
-	c.send(data + ".\r\n")
-	r, err := c.reply()
+	c.Send("DATA\r\n")
+	c.Expect("354")
+	c.Send(data + ".\r\n")
+	r, err := c.Reply()
 	if err != nil {
-		c.t.Fatalf("DATA reply: %v", err)
+		c.T.Fatalf("DATA reply: %v", err)
 	}
 	return r
 }

@@ -14,17 +14,19 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cairn-archive/cairn/ingest/smtp/smtptest"
 )
 
 func TestSessionCaps(t *testing.T) {
 	fa := &fakeArchiver{}
 	s, addr := startServer(t, Options{MaxSessions: 3, MaxSessionsPerIP: 2}, fa, Runtime{})
 	a, b := dial(t, addr), dial(t, addr)
-	a.expect("220 ")
-	b.expect("220 ")
+	a.Expect("220 ")
+	b.Expect("220 ")
 	c := dial(t, addr)
-	c.expect("421 4.7.0")
-	if closed, r := c.closed(); !closed {
+	c.Expect("421 4.7.0")
+	if closed, r := c.Closed(); !closed {
 		t.Errorf("connection over the per-IP cap stays open: %q", r)
 	}
 	// Another loopback address is another client.
@@ -32,18 +34,18 @@ func TestSessionCaps(t *testing.T) {
 	if err != nil {
 		t.Skip("127.0.0.2 not routable here:", err)
 	}
-	d := &client{t: t, conn: d1}
-	d.r = newReader(d1)
-	d.expect("220 ")
+	d := &client{&smtptest.Raw{T: t, Conn: d1}}
+	d.R = newReader(d1)
+	d.Expect("220 ")
 	e1, _ := net.Dial("tcp", strings.Replace(addr, "127.0.0.1", "127.0.0.3", 1))
-	e := &client{t: t, conn: e1, r: newReader(e1)}
-	e.expect("421 4.4.5")
+	e := &client{&smtptest.Raw{T: t, Conn: e1, R: newReader(e1)}}
+	e.Expect("421 4.4.5")
 	// When a session ends, its slot is free again.
-	a.send("QUIT\r\n")
-	a.expect("221")
+	a.Send("QUIT\r\n")
+	a.Expect("221")
 	waitFor(t, func() bool { return s.Stats().SessionsOpen == 2 })
 	f := dial(t, addr)
-	f.expect("220 ")
+	f.Expect("220 ")
 	st := s.Stats()
 	if st.TempFailures["sessions_per_ip"] != 1 || st.TempFailures["sessions"] != 1 || st.Sessions != 4 {
 		t.Errorf("stats %+v", st)
@@ -69,22 +71,22 @@ func TestMemoryBudget(t *testing.T) {
 	fa := &fakeArchiver{hold: make(chan struct{}), entered: make(chan struct{}, 1)}
 	s, addr := startServer(t, Options{MaxMessageBytes: 64 << 10, MaxBufferedBytes: 64 << 10}, fa, Runtime{})
 	a := dial(t, addr)
-	a.hello()
-	a.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	a.expect("250")
-	a.expect("250")
-	a.expect("354")
+	a.Hello(heloName)
+	a.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	a.Expect("250")
+	a.Expect("250")
+	a.Expect("354")
 	// 40 KiB: its buffer grows to the whole budget, held while it is archived.
-	a.send(message("held", strings.Repeat(strings.Repeat("x", 78)+"\r\n", 512)) + ".\r\n")
+	a.Send(message("held", strings.Repeat(strings.Repeat("x", 78)+"\r\n", 512)) + ".\r\n")
 	<-fa.entered
 
 	b := dial(t, addr)
-	b.hello()
+	b.Hello(heloName)
 	if r := b.deliver("a@example.com", []string{"b@example.com"}, message("second", "y\r\n")); !strings.HasPrefix(r, "452 4.3.1") {
 		t.Errorf("second message: %q", r)
 	}
 	close(fa.hold)
-	a.expect("250 ")
+	a.Expect("250 ")
 	if r := b.deliver("a@example.com", []string{"b@example.com"}, message("third", "z\r\n")); !strings.HasPrefix(r, "250 ") {
 		t.Errorf("after release: %q", r)
 	}
@@ -100,14 +102,14 @@ func TestLineTooLong(t *testing.T) {
 	fa := &fakeArchiver{}
 	s, addr := startServer(t, Options{MaxLineLength: 1000}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
-	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	c.expect("250")
-	c.expect("250")
-	c.expect("354")
-	c.send(message("long", strings.Repeat("x", 1200)+"\r\n") + ".\r\n")
-	c.expect("500 5.5.2 Line too long")
-	if closed, r := c.closed(); !closed && !strings.HasPrefix(r, "500") {
+	c.Hello(heloName)
+	c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	c.Expect("250")
+	c.Expect("250")
+	c.Expect("354")
+	c.Send(message("long", strings.Repeat("x", 1200)+"\r\n") + ".\r\n")
+	c.Expect("500 5.5.2 Line too long")
+	if closed, r := c.Closed(); !closed && !strings.HasPrefix(r, "500") {
 		t.Errorf("after a too long line: %q", r)
 	}
 	if len(fa.messages()) != 0 || s.Stats().Refused["line_length"] != 1 {
@@ -115,30 +117,30 @@ func TestLineTooLong(t *testing.T) {
 	}
 	// A command line too long closes the connection (go-smtp).
 	c2 := dial(t, addr)
-	c2.expect("220 ")
-	c2.send("EHLO " + strings.Repeat("h", 2000) + "\r\n")
-	c2.expect("500 5.4.0")
+	c2.Expect("220 ")
+	c2.Send("EHLO " + strings.Repeat("h", 2000) + "\r\n")
+	c2.Expect("500 5.4.0")
 }
 
 func TestCommandTimeout(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{CommandTimeout: time.Second, DataTimeout: time.Second}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
+	c.Hello(heloName)
 	start := time.Now()
-	c.expect("421 4.4.2")
+	c.Expect("421 4.4.2")
 	if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
 		t.Errorf("idle session closed after %v", d)
 	}
 	// A stalled message: the data timeout applies per read.
 	c2 := dial(t, addr)
-	c2.hello()
-	c2.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	c2.expect("250")
-	c2.expect("250")
-	c2.expect("354")
-	c2.send("Subject: stalled\r\n\r\npart")
-	c2.expect("421 4.4.2")
+	c2.Hello(heloName)
+	c2.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	c2.Expect("250")
+	c2.Expect("250")
+	c2.Expect("354")
+	c2.Send("Subject: stalled\r\n\r\npart")
+	c2.Expect("421 4.4.2")
 	if len(fa.messages()) != 0 {
 		t.Error("a stalled message was archived")
 	}
@@ -148,22 +150,22 @@ func TestBDAT(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
+	c.Hello(heloName)
 	msg := message("bdat", "chunked\r\n")
-	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
-	c.expect("250")
-	c.expect("250")
-	c.send(fmt.Sprintf("BDAT %d\r\n%s", 10, msg[:10]))
-	c.expect("250 2.0.0 Continue")
-	c.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg)-10, msg[10:]))
-	c.expect("250 2.0.0 Archived as seq 1")
+	c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+	c.Expect("250")
+	c.Expect("250")
+	c.Send(fmt.Sprintf("BDAT %d\r\n%s", 10, msg[:10]))
+	c.Expect("250 2.0.0 Continue")
+	c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg)-10, msg[10:]))
+	c.Expect("250 2.0.0 Archived as seq 1")
 	// A bare LF is refused in BDAT too (BINARYMIME is not offered).
 	bad := "Subject: x\r\n\r\nbare\nLF\r\n"
-	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
-	c.expect("250")
-	c.expect("250")
-	c.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(bad), bad))
-	c.expect("554 5.5.2")
+	c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+	c.Expect("250")
+	c.Expect("250")
+	c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(bad), bad))
+	c.Expect("554 5.5.2")
 	if msgs := fa.messages(); len(msgs) != 1 || string(msgs[0].raw) != msg {
 		t.Fatalf("archived %d", len(msgs))
 	}
@@ -183,10 +185,10 @@ func TestImplicitTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client{t: t, conn: conn, r: newReader(conn)}
-	c.expect("220 ")
-	c.send("EHLO x\r\n")
-	if r := c.expect("250"); strings.Contains(r, "STARTTLS") {
+	c := &client{&smtptest.Raw{T: t, Conn: conn, R: newReader(conn)}}
+	c.Expect("220 ")
+	c.Send("EHLO x\r\n")
+	if r := c.Expect("250"); strings.Contains(r, "STARTTLS") {
 		t.Errorf("STARTTLS offered on implicit TLS: %q", r)
 	}
 	if r := c.deliver("a@example.com", []string{"b@example.com"}, message("tls", "x\r\n")); !strings.HasPrefix(r, "250 ") {
@@ -217,20 +219,20 @@ func TestAuth(t *testing.T) {
 
 	startTLS := func() *client {
 		c := dial(t, addr)
-		c.hello()
-		c.send("MAIL FROM:<a@example.com>\r\n")
-		c.expect("530 5.7.0") // RFC 4954 §6
-		c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00exchange\x00s3cret")) + "\r\n")
-		c.expect("5") // no AUTH before TLS
-		c.send("STARTTLS\r\n")
-		c.expect("220")
-		tc := tls.Client(c.conn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		c.Hello(heloName)
+		c.Send("MAIL FROM:<a@example.com>\r\n")
+		c.Expect("530 5.7.0") // RFC 4954 §6
+		c.Send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00exchange\x00s3cret")) + "\r\n")
+		c.Expect("5") // no AUTH before TLS
+		c.Send("STARTTLS\r\n")
+		c.Expect("220")
+		tc := tls.Client(c.Conn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 		if err := tc.Handshake(); err != nil {
 			t.Fatal(err)
 		}
-		c.conn, c.r = tc, newReader(tc)
-		c.send("EHLO x\r\n")
-		if r := c.expect("250"); !strings.Contains(r, "AUTH PLAIN LOGIN") {
+		c.Conn, c.R = tc, newReader(tc)
+		c.Send("EHLO x\r\n")
+		if r := c.Expect("250"); !strings.Contains(r, "AUTH PLAIN LOGIN") {
 			t.Fatalf("EHLO over TLS: %q", r)
 		}
 		return c
@@ -238,8 +240,8 @@ func TestAuth(t *testing.T) {
 
 	// PLAIN with the right password.
 	c := startTLS()
-	c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00exchange\x00s3cret")) + "\r\n")
-	c.expect("235")
+	c.Send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00exchange\x00s3cret")) + "\r\n")
+	c.Expect("235")
 	if r := c.deliver("a@example.com", []string{"b@example.com"}, message("auth", "x\r\n")); !strings.HasPrefix(r, "250 ") {
 		t.Fatal(r)
 	}
@@ -249,30 +251,30 @@ func TestAuth(t *testing.T) {
 
 	// LOGIN, step by step.
 	c = startTLS()
-	c.send("AUTH LOGIN\r\n")
-	c.expect("334 " + base64.StdEncoding.EncodeToString([]byte("Username:")))
-	c.send(base64.StdEncoding.EncodeToString([]byte("exchange")) + "\r\n")
-	c.expect("334 " + base64.StdEncoding.EncodeToString([]byte("Password:")))
-	c.send(base64.StdEncoding.EncodeToString([]byte("s3cret")) + "\r\n")
-	c.expect("235")
+	c.Send("AUTH LOGIN\r\n")
+	c.Expect("334 " + base64.StdEncoding.EncodeToString([]byte("Username:")))
+	c.Send(base64.StdEncoding.EncodeToString([]byte("exchange")) + "\r\n")
+	c.Expect("334 " + base64.StdEncoding.EncodeToString([]byte("Password:")))
+	c.Send(base64.StdEncoding.EncodeToString([]byte("s3cret")) + "\r\n")
+	c.Expect("235")
 
 	// Wrong passwords: 535 each time, and the third closes the connection.
 	c = startTLS()
 	for i := 0; i < maxAuthFailures; i++ {
-		c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00exchange\x00wrong")) + "\r\n")
-		c.expect("535 5.7.8")
+		c.Send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00exchange\x00wrong")) + "\r\n")
+		c.Expect("535 5.7.8")
 	}
-	if closed, r := c.closed(); !closed {
+	if closed, r := c.Closed(); !closed {
 		t.Errorf("still open after %d failures: %q", maxAuthFailures, r)
 	}
 	// A proxy authorization identity is refused.
 	c = startTLS()
-	c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("admin\x00exchange\x00s3cret")) + "\r\n")
-	c.expect("535 5.7.8")
+	c.Send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("admin\x00exchange\x00s3cret")) + "\r\n")
+	c.Expect("535 5.7.8")
 	// The user store being down is temporary.
 	auth.down = true
-	c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00exchange\x00s3cret")) + "\r\n")
-	c.expect("454 4.7.0")
+	c.Send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00exchange\x00s3cret")) + "\r\n")
+	c.Expect("454 4.7.0")
 	auth.down = false
 
 	if st := s.Stats(); st.Refused["auth_failed"] != maxAuthFailures+1 || st.Refused["auth_required"] != 4 {
@@ -386,14 +388,14 @@ func TestMaxRecipients(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{MaxRecipients: 2}, fa, Runtime{})
 	c := dial(t, addr)
-	c.expect("220 ")
-	c.send("EHLO x\r\n")
-	if r := c.expect("250"); !strings.Contains(r, "LIMITS RCPTMAX=2") {
+	c.Expect("220 ")
+	c.Send("EHLO x\r\n")
+	if r := c.Expect("250"); !strings.Contains(r, "LIMITS RCPTMAX=2") {
 		t.Errorf("EHLO: %q", r)
 	}
-	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n")
-	c.expect("250")
-	c.expect("250")
-	c.expect("250")
-	c.expect("452 4.5.3")
+	c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nRCPT TO:<d@example.com>\r\n")
+	c.Expect("250")
+	c.Expect("250")
+	c.Expect("250")
+	c.Expect("452 4.5.3")
 }

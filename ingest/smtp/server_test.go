@@ -82,7 +82,7 @@ func TestReplyCarriesSeq(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
+	c.Hello(heloName)
 	for i := 1; i <= 3; i++ {
 		r := c.deliver("a@example.com", []string{"b@example.com"}, message(fmt.Sprint(i), "x\r\n"))
 		if want := fmt.Sprintf("250 2.0.0 Archived as seq %d", i); r != want {
@@ -95,25 +95,25 @@ func TestPipelining(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{AcceptRecipients: []string{"example.com"}}, fa, Runtime{})
 	c := dial(t, addr)
-	c.expect("220 ")
+	c.Expect("220 ")
 	// RFC 2920: EHLO, then MAIL, RCPTs and DATA in one write; the data
 	// after 354; then two more transactions pipelined to the end.
-	c.send("EHLO p.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<x@other.example>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n")
-	c.expect("250")
-	c.expect("250 2.0.0")
-	c.expect("250 2.0.0")
-	c.expect("550 5.1.1")
-	c.expect("250 2.0.0")
-	c.expect("354")
-	c.send(message("p1", "one\r\n") + ".\r\nRSET\r\nMAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	c.expect("250 2.0.0 Archived as seq 1")
-	c.expect("250")
-	c.expect("250")
-	c.expect("250")
-	c.expect("354")
-	c.send(message("p2", "two\r\n") + ".\r\nQUIT\r\n")
-	c.expect("250 2.0.0 Archived as seq 2")
-	c.expect("221")
+	c.Send("EHLO p.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<x@other.example>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n")
+	c.Expect("250")
+	c.Expect("250 2.0.0")
+	c.Expect("250 2.0.0")
+	c.Expect("550 5.1.1")
+	c.Expect("250 2.0.0")
+	c.Expect("354")
+	c.Send(message("p1", "one\r\n") + ".\r\nRSET\r\nMAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	c.Expect("250 2.0.0 Archived as seq 1")
+	c.Expect("250")
+	c.Expect("250")
+	c.Expect("250")
+	c.Expect("354")
+	c.Send(message("p2", "two\r\n") + ".\r\nQUIT\r\n")
+	c.Expect("250 2.0.0 Archived as seq 2")
+	c.Expect("221")
 	msgs := fa.messages()
 	if len(msgs) != 2 || len(msgs[0].env.Recipients) != 2 || msgs[1].env.Sender != "" {
 		t.Fatalf("archived %+v", msgs)
@@ -124,9 +124,9 @@ func TestRecipientsAccepted(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{AcceptRecipients: []string{"journal@archive.example", "@bcc.example", "keep.example"}}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
-	c.send("MAIL FROM:<a@example.com>\r\n")
-	c.expect("250")
+	c.Hello(heloName)
+	c.Send("MAIL FROM:<a@example.com>\r\n")
+	c.Expect("250")
 	for rcpt, want := range map[string]string{
 		"journal@archive.example":         "250",
 		"JOURNAL@Archive.Example":         "250",
@@ -136,8 +136,8 @@ func TestRecipientsAccepted(t *testing.T) {
 		"anyone@keep.example":             "250",
 		"anyone@sub.keep.example":         "550 5.1.1",
 	} {
-		c.send("RCPT TO:<" + rcpt + ">\r\n")
-		if r := c.expect(want[:3]); !strings.HasPrefix(r, want) {
+		c.Send("RCPT TO:<" + rcpt + ">\r\n")
+		if r := c.Expect(want[:3]); !strings.HasPrefix(r, want) {
 			t.Errorf("%s: %q, want %q", rcpt, r, want)
 		}
 	}
@@ -147,14 +147,14 @@ func TestNetworkDenied(t *testing.T) {
 	fa := &fakeArchiver{}
 	s, addr := startServer(t, Options{AllowedNetworks: []string{"10.0.0.0/8", "192.0.2.1"}}, fa, Runtime{})
 	c := dial(t, addr)
-	c.expect("554 5.7.1 cairn.test ")
+	c.Expect("554 5.7.1 cairn.test ")
 	// RFC 5321 §3.1: 503 to anything but QUIT.
-	c.send("EHLO x\r\n")
-	c.expect("503 5.5.1")
-	c.send("MAIL FROM:<a@example.com>\r\n")
-	c.expect("503 5.5.1")
-	c.send("QUIT\r\n")
-	c.expect("221")
+	c.Send("EHLO x\r\n")
+	c.Expect("503 5.5.1")
+	c.Send("MAIL FROM:<a@example.com>\r\n")
+	c.Expect("503 5.5.1")
+	c.Send("QUIT\r\n")
+	c.Expect("221")
 	if st := s.Stats(); st.Refused["network"] != 1 || st.Sessions != 0 {
 		t.Errorf("stats %+v", st)
 	}
@@ -164,10 +164,10 @@ func TestSizeLimit(t *testing.T) {
 	fa := &fakeArchiver{}
 	s, addr := startServer(t, Options{MaxMessageBytes: 4096, MaxBufferedBytes: 4096}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
+	c.Hello(heloName)
 	// SIZE= over the limit is refused at MAIL (go-smtp, RFC 1870 §6.3).
-	c.send("MAIL FROM:<a@example.com> SIZE=5000\r\n")
-	c.expect("552 5.3.4")
+	c.Send("MAIL FROM:<a@example.com> SIZE=5000\r\n")
+	c.Expect("552 5.3.4")
 	// A message that grows past it is refused at the end of data.
 	big := message("big", strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 100))
 	if r := c.deliver("a@example.com", []string{"b@example.com"}, big); !strings.HasPrefix(r, "552 5.3.4") {
@@ -201,20 +201,20 @@ func TestSmuggling(t *testing.T) {
 			fa := &fakeArchiver{}
 			s, addr := startServer(t, Options{}, fa, Runtime{})
 			c := dial(t, addr)
-			c.hello()
+			c.Hello(heloName)
 			if r := c.deliver("a@example.com", []string{"b@example.com"}, message("legit", "first\r\n")); !strings.HasPrefix(r, "250 ") {
 				t.Fatalf("legit message: %q", r)
 			}
 			smuggled := "MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n" +
 				"From: ceo@example.com\r\nSubject: smuggled\r\n\r\nsmuggled\r\n"
-			c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-			c.expect("250")
-			c.expect("250")
-			c.expect("354")
-			c.send(message("outer", "outer body") + seq + smuggled + ".\r\nQUIT\r\n")
-			r := c.expect("554 5.5.2")
+			c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+			c.Expect("250")
+			c.Expect("250")
+			c.Expect("354")
+			c.Send(message("outer", "outer body") + seq + smuggled + ".\r\nQUIT\r\n")
+			r := c.Expect("554 5.5.2")
 			_ = r
-			c.expect("221")
+			c.Expect("221")
 			msgs := fa.messages()
 			if len(msgs) != 1 {
 				t.Fatalf("%d messages archived, want exactly 1", len(msgs))
@@ -236,14 +236,14 @@ func TestDotCRIsNotEndOfData(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
-	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	c.expect("250")
-	c.expect("250")
-	c.expect("354")
-	c.send(message("dotcr", "x\r\n.\rMAIL FROM:<evil@attacker.example>\r\nRCPT TO:<v@example.com>\r\nDATA\r\nsmuggled\r\n") + ".\r\nQUIT\r\n")
-	c.expect("250 ")
-	c.expect("221")
+	c.Hello(heloName)
+	c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	c.Expect("250")
+	c.Expect("250")
+	c.Expect("354")
+	c.Send(message("dotcr", "x\r\n.\rMAIL FROM:<evil@attacker.example>\r\nRCPT TO:<v@example.com>\r\nDATA\r\nsmuggled\r\n") + ".\r\nQUIT\r\n")
+	c.Expect("250 ")
+	c.Expect("221")
 	if msgs := fa.messages(); len(msgs) != 1 || msgs[0].env.Sender != "a@example.com" {
 		t.Fatalf("archived %d messages", len(msgs))
 	}
@@ -256,34 +256,34 @@ func TestSTARTTLSInjection(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{}, fa, Runtime{TLSConfig: cfg})
 	c := dial(t, addr)
-	c.expect("220 ")
-	c.send("EHLO x\r\n")
-	if r := c.expect("250"); !strings.Contains(r, "STARTTLS") {
+	c.Expect("220 ")
+	c.Send("EHLO x\r\n")
+	if r := c.Expect("250"); !strings.Contains(r, "STARTTLS") {
 		t.Fatalf("no STARTTLS in %q", r)
 	}
 	// One write: STARTTLS and an injected transaction.
-	c.send("STARTTLS\r\nMAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\n")
-	c.expect("220")
-	tc := tls.Client(c.conn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	c.Send("STARTTLS\r\nMAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\n")
+	c.Expect("220")
+	tc := tls.Client(c.Conn, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	c.conn = tc
-	c.r.Reset(tc)
-	c.send("EHLO x\r\n")
-	r := c.expect("250")
+	c.Conn = tc
+	c.R.Reset(tc)
+	c.Send("EHLO x\r\n")
+	r := c.Expect("250")
 	if strings.Contains(r, "STARTTLS") {
 		t.Error("STARTTLS advertised inside TLS")
 	}
 	// Had the injected MAIL run, this RCPT would be accepted.
-	c.send("RCPT TO:<b@example.com>\r\n")
-	c.expect("502 5.5.1")
-	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	c.expect("250")
-	c.expect("250")
-	c.expect("354")
-	c.send(message("tls", "over tls\r\n") + ".\r\n")
-	c.expect("250 2.0.0 Archived as seq 1")
+	c.Send("RCPT TO:<b@example.com>\r\n")
+	c.Expect("502 5.5.1")
+	c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	c.Expect("250")
+	c.Expect("250")
+	c.Expect("354")
+	c.Send(message("tls", "over tls\r\n") + ".\r\n")
+	c.Expect("250 2.0.0 Archived as seq 1")
 	msgs := fa.messages()
 	if len(msgs) != 1 || !strings.HasPrefix(msgs[0].env.Meta["tls"], "TLS 1.3") {
 		t.Fatalf("archived %+v", msgs)
@@ -294,7 +294,7 @@ func TestArchiveFailures(t *testing.T) {
 	fa := &fakeArchiver{}
 	s, addr := startServer(t, Options{}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
+	c.Hello(heloName)
 	fa.setFail(fmt.Errorf("objstore: put: connection refused"))
 	if r := c.deliver("a@example.com", []string{"b@example.com"}, message("f1", "x\r\n")); !strings.HasPrefix(r, "451 4.3.0") {
 		t.Errorf("store down: %q", r)
@@ -325,7 +325,7 @@ func TestJournalReportOverSMTP(t *testing.T) {
 	fa := &fakeArchiver{}
 	_, addr := startServer(t, Options{Journal: journal.Options{ArchiveAddresses: []string{"journal@archive.example"}}}, fa, Runtime{})
 	c := dial(t, addr)
-	c.hello()
+	c.Hello(heloName)
 	// Dot-stuff as a client must (RFC 5321 §4.5.2).
 	data := regexp.MustCompile(`(?m)^\.`).ReplaceAllString(string(report), "..")
 	if r := c.deliver("", []string{"journal@archive.example"}, data); !strings.HasPrefix(r, "250 ") {

@@ -21,33 +21,33 @@ func TestGracefulShutdown(t *testing.T) {
 	addr := l.Addr().String()
 
 	idle := dial(t, addr)
-	idle.hello()
+	idle.Hello(heloName)
 
 	busy := dial(t, addr)
-	busy.hello()
-	busy.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	busy.expect("250")
-	busy.expect("250")
-	busy.expect("354")
-	busy.send(message("inflight", "x\r\n") + ".\r\n")
+	busy.Hello(heloName)
+	busy.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	busy.Expect("250")
+	busy.Expect("250")
+	busy.Expect("354")
+	busy.Send(message("inflight", "x\r\n") + ".\r\n")
 	<-fa.entered
 
 	// A session still sending its message finishes it too.
 	sending := dial(t, addr)
-	sending.hello()
-	sending.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	sending.expect("250")
-	sending.expect("250")
-	sending.expect("354")
-	sending.send("Subject: half\r\n\r\n")
+	sending.Hello(heloName)
+	sending.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	sending.Expect("250")
+	sending.Expect("250")
+	sending.Expect("354")
+	sending.Send("Subject: half\r\n\r\n")
 	waitFor(t, func() bool { return inData(s) })
 
 	done := make(chan error, 1)
 	go func() { done <- s.Shutdown(context.Background()) }()
 
 	// The idle session is told at once.
-	idle.expect("421 ")
-	if closed, r := idle.closed(); !closed {
+	idle.Expect("421 ")
+	if closed, r := idle.Closed(); !closed {
 		t.Errorf("idle session still open: %q", r)
 	}
 	// No new sessions.
@@ -66,13 +66,13 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	// The half-sent message completes and is archived, then 421.
-	sending.send("rest of the body\r\n.\r\n")
+	sending.Send("rest of the body\r\n.\r\n")
 	// The archived message is answered, then 421.
 	close(fa.hold)
-	busy.expect("250 2.0.0 Archived as seq")
-	busy.expect("421 ")
-	sending.expect("250 2.0.0 Archived as seq")
-	sending.expect("421 ")
+	busy.Expect("250 2.0.0 Archived as seq")
+	busy.Expect("421 ")
+	sending.Expect("250 2.0.0 Archived as seq")
+	sending.Expect("421 ")
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -98,19 +98,19 @@ func TestShutdownDeadline(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	go s.Serve(l)
 	c := dial(t, l.Addr().String())
-	c.hello()
-	c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-	c.expect("250")
-	c.expect("250")
-	c.expect("354")
-	c.send("Subject: never finished\r\n\r\n")
+	c.Hello(heloName)
+	c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+	c.Expect("250")
+	c.Expect("250")
+	c.Expect("354")
+	c.Send("Subject: never finished\r\n\r\n")
 	waitFor(t, func() bool { return inData(s) })
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if r, err := c.reply(); err == nil && strings.HasPrefix(r, "250") {
+	if r, err := c.Reply(); err == nil && strings.HasPrefix(r, "250") {
 		t.Fatalf("got %q for an unfinished message", r)
 	}
 	if len(fa.messages()) != 0 {

@@ -33,23 +33,23 @@ func TestProtocolProbes(t *testing.T) {
 	smuggled := "MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\n" +
 		"From: ceo@example.com\r\nSubject: smuggled\r\n\r\nsmuggled\r\n"
 	c := dial(t, in.smtpAddr)
-	c.hello()
+	c.Hello(heloName)
 	legit := smtptest.Message("probe", 1, 512)
-	if r := c.deliver("a@example.com", []string{"b@example.com"}, legit); !strings.HasPrefix(r, "250 ") {
+	if r := c.Deliver("a@example.com", []string{"b@example.com"}, legit); !strings.HasPrefix(r, "250 ") {
 		t.Fatalf("legitimate message: %q", r)
 	}
 	for _, seq := range []string{"\n.\r\n", "\n.\n", "\r.\r\n", "\r\r\n.\r\r\n"} {
-		c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-		c.expect("250")
-		c.expect("250")
-		c.expect("354")
-		c.send("From: a@example.com\r\nSubject: outer\r\n\r\nouter body" + seq + smuggled + ".\r\n")
-		if r := c.expect("5"); !strings.HasPrefix(r, "554 5.5.2 ") {
+		c.Send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+		c.Expect("250")
+		c.Expect("250")
+		c.Expect("354")
+		c.Send("From: a@example.com\r\nSubject: outer\r\n\r\nouter body" + seq + smuggled + ".\r\n")
+		if r := c.Expect("5"); !strings.HasPrefix(r, "554 5.5.2 ") {
 			t.Errorf("smuggling with %q: reply %q, want 554 5.5.2", seq, r)
 		}
 	}
-	c.send("QUIT\r\n")
-	c.expect("221")
+	c.Send("QUIT\r\n")
+	c.Expect("221")
 
 	// STARTTLS with an injected transaction in the same write.
 	certPEM, err := os.ReadFile(filepath.Join(in.data, "tls", "cert.pem"))
@@ -61,14 +61,14 @@ func TestProtocolProbes(t *testing.T) {
 		t.Fatal("tls/cert.pem holds no PEM block")
 	}
 	c = dial(t, in.smtpAddr)
-	c.expect("220 ")
-	c.send("EHLO e2e.cairn.test\r\n")
-	if r := c.expect("250"); !strings.Contains(r, "STARTTLS") {
+	c.Expect("220 ")
+	c.Send("EHLO e2e.cairn.test\r\n")
+	if r := c.Expect("250"); !strings.Contains(r, "STARTTLS") {
 		t.Fatalf("STARTTLS not offered: %q", r)
 	}
-	c.send("STARTTLS\r\nMAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\n")
-	c.expect("220")
-	tc := tls.Client(c.conn, &tls.Config{
+	c.Send("STARTTLS\r\nMAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@example.com>\r\n")
+	c.Expect("220")
+	tc := tls.Client(c.Conn, &tls.Config{
 		// The embedded default's certificate is self-signed: pin it.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
@@ -81,21 +81,21 @@ func TestProtocolProbes(t *testing.T) {
 	if err := tc.Handshake(); err != nil {
 		t.Fatalf("TLS handshake: %v", err)
 	}
-	c.conn = tc
-	c.r.Reset(tc)
-	c.send("EHLO e2e.cairn.test\r\n")
-	c.expect("250")
+	c.Conn = tc
+	c.R.Reset(tc)
+	c.Send("EHLO e2e.cairn.test\r\n")
+	c.Expect("250")
 	// Had the injected MAIL run, this RCPT would be accepted.
-	c.send("RCPT TO:<b@example.com>\r\n")
-	if r := c.expect("5"); !strings.HasPrefix(r, "502 ") && !strings.HasPrefix(r, "503 ") {
+	c.Send("RCPT TO:<b@example.com>\r\n")
+	if r := c.Expect("5"); !strings.HasPrefix(r, "502 ") && !strings.HasPrefix(r, "503 ") {
 		t.Errorf("RCPT without MAIL inside TLS: %q, want 502/503 (the injected MAIL was run)", r)
 	}
 	overTLS := smtptest.Message("probe", 2, 512)
-	r := c.deliver("a@example.com", []string{"b@example.com"}, overTLS)
+	r := c.Deliver("a@example.com", []string{"b@example.com"}, overTLS)
 	if !strings.HasPrefix(r, "250 ") {
 		t.Fatalf("message over TLS: %q", r)
 	}
-	c.quit()
+	c.Quit()
 	tlsSeq, _ := smtptest.ParseSeq(r)
 
 	db := in.db()
