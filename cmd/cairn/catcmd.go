@@ -24,20 +24,11 @@ message in hex.`,
 				return err
 			}
 			ctx := cmd.Context()
-			objs, k, err := openParts(ctx, cfg)
+			st, alog, done, err := openAuditedReader(ctx, cfg, "every read is audited, so nothing is printed")
 			if err != nil {
 				return err
 			}
-			st, err := openArchiveWith(ctx, cfg, objs, k, readOnly, nil)
-			if err != nil {
-				return err
-			}
-			defer st.CloseWithoutCheckpoint()
-			alog, err := openAudit(cfg, objs, k, auditRecord)
-			if err != nil {
-				return fmt.Errorf("audit log: %w (every read is audited, so nothing is printed)", err)
-			}
-			defer alog.Close()
+			defer done()
 			actor, source := cliActor()
 			seq, err := st.Resolve(ctx, args[0])
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/archive/objstore/s3"
 	"github.com/cairn-archive/cairn/archive/objstore/volume"
+	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/crypto"
 	"github.com/cairn-archive/cairn/retention"
 )
@@ -193,4 +194,25 @@ func closeObjects(objs objstore.Store) {
 	if c, ok := objs.(interface{ Close() error }); ok {
 		c.Close()
 	}
+}
+
+// openAuditedReader opens the archive read-only and the audit log to
+// record into, for the commands that read (cat, search): nothing is read
+// unless its access can be recorded. refusal ends the error when the audit
+// log does not open. done closes both.
+func openAuditedReader(ctx context.Context, cfg *Config, refusal string) (st *archive.Store, alog *audit.Log, done func(), err error) {
+	objs, k, err := openParts(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err = openArchiveWith(ctx, cfg, objs, k, readOnly, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	alog, err = openAudit(cfg, objs, k, auditRecord)
+	if err != nil {
+		st.CloseWithoutCheckpoint()
+		return nil, nil, nil, fmt.Errorf("audit log: %w (%s)", err, refusal)
+	}
+	return st, alog, func() { alog.Close(); st.CloseWithoutCheckpoint() }, nil
 }

@@ -47,21 +47,12 @@ audit.keep_queries) before any result is printed.`,
 			if err != nil {
 				return err
 			}
-			objs, k, err := openParts(ctx, cfg)
+			st, alog, done, err := openAuditedReader(ctx, cfg, "every search is audited, so none ran")
 			if err != nil {
 				return err
 			}
-			st, err := openArchiveWith(ctx, cfg, objs, k, readOnly, nil)
-			if err != nil {
-				return err
-			}
-			defer st.CloseWithoutCheckpoint()
-			alog, err := openAudit(cfg, objs, k, auditRecord)
-			if err != nil {
-				return fmt.Errorf("audit log: %w (every search is audited, so none ran)", err)
-			}
-			defer alog.Close()
-			comp, err := search.Compile(node, search.Options{SearchKey: k.ring.SearchKey()})
+			defer done()
+			comp, err := search.Compile(node, search.Options{SearchKey: st.Keys().SearchKey()})
 			if err != nil {
 				return err
 			}
