@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	"github.com/cairn-archive/cairn/archive/objstore"
 )
 
 // BenchmarkPut10KB measures durable 10 KB Puts, from one goroutine and from
@@ -33,7 +35,7 @@ func BenchmarkPut10KB(b *testing.B) {
 				f.Sync()
 				f.Close()
 				os.Rename(tmp, filepath.Join(dir, fmt.Sprint(i)))
-				syncDir(dir)
+				objstore.SyncDir(dir)
 			})
 		})
 		b.Run(fmt.Sprintf("store/writers=%d", writers), func(b *testing.B) {

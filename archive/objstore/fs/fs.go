@@ -136,7 +136,7 @@ func Open(dir string) (*Store, error) {
 	// The root and its entry in its parent are made durable once here, so
 	// that the first Put does not have to.
 	for _, d := range []string{tmpRoot, root, filepath.Dir(root)} {
-		if err := syncDir(d); err != nil {
+		if err := objstore.SyncDir(d); err != nil {
 			return nil, fmt.Errorf("objstore/fs: open %s: %w", dir, err)
 		}
 	}
@@ -345,7 +345,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, sy
 		}
 	}()
 
-	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, r}, size+1))
+	n, err := io.Copy(f, io.LimitReader(objstore.ContextReader(ctx, r), size+1))
 	if err != nil {
 		return fmt.Errorf("read after %d bytes: %w", n, err)
 	}
@@ -397,7 +397,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64, sy
 	if !sync {
 		return nil
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := objstore.SyncDir(filepath.Dir(dst)); err != nil {
 		// We cannot promise durability, so the object must not stay
 		// visible: Put's error means "nothing stored".
 		if rerr := os.Remove(dst); rerr != nil {
@@ -493,7 +493,7 @@ func (s *Store) ensureDir(rel string, sync bool) error {
 		s.made.Store(rel, struct{}{}) // durable at the next Sync
 		return nil
 	}
-	if err := syncDir(s.path(parent)); err != nil {
+	if err := objstore.SyncDir(s.path(parent)); err != nil {
 		return err
 	}
 	s.durable.Store(rel, struct{}{})
@@ -578,7 +578,7 @@ func (s *Store) delete(ctx context.Context, key string) error {
 	if err := os.Remove(p); err != nil {
 		return notExist(err)
 	}
-	return syncDir(filepath.Dir(p))
+	return objstore.SyncDir(filepath.Dir(p))
 }
 
 // List calls fn for every object whose key starts with prefix, in lexical
@@ -683,38 +683,11 @@ func (r *readerAt) Size() int64 { return r.size }
 // readDir is os.ReadDir; tests replace it to see which folders List reads.
 var readDir = os.ReadDir
 
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // notExist maps "no such file" and "a path element is a file" to
 // objstore.ErrNotExist; other errors pass through.
 func notExist(err error) error {
 	if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return fmt.Errorf("%w (%v)", objstore.ErrNotExist, err)
-	}
-	return err
-}
-
-// syncDir fsyncs a folder, making the entries added or removed in it
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
 	}
 	return err
 }

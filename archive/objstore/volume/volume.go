@@ -35,7 +35,6 @@
 package volume
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -43,7 +42,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -375,7 +373,7 @@ func (s *Store) recover() error {
 		return fmt.Errorf("objstore/volume: recover: %w", err)
 	}
 	s.active, s.actID, s.actEnd = f, last, ends[last]
-	return syncDir(filepath.Join(s.dir, "volumes"))
+	return objstore.SyncDir(filepath.Join(s.dir, "volumes"))
 }
 
 // readHeader parses the record at off. hlen is the header plus the key.
@@ -516,7 +514,7 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) er
 	off := start + int64(len(h))
 	buf := make([]byte, min(int64(chunk), max(size, 1)))
 	var n int64
-	lr := io.LimitReader(ctxReader{ctx, r}, size+1)
+	lr := io.LimitReader(objstore.ContextReader(ctx, r), size+1)
 	for {
 		m, err := lr.Read(buf)
 		if m > 0 {
@@ -583,7 +581,7 @@ func (s *Store) rotate() error {
 		old.Close()
 	}
 	s.rmu.Unlock()
-	return syncDir(filepath.Join(s.dir, "volumes"))
+	return objstore.SyncDir(filepath.Join(s.dir, "volumes"))
 }
 
 // Sync flushes every record appended so far and makes their map rows
@@ -937,27 +935,3 @@ func (s *Store) Locate(ctx context.Context, key string) (path string, off, size 
 	}
 	return s.volPath(l.vol), l.off, l.size, nil
 }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-var _ = bytes.MinRead
-var _ = iofs.ErrNotExist
