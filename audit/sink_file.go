@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-archive/cairn/archive/objstore"
 )
 
 // FileConfig configures a sink that appends one record per line to a file
@@ -172,7 +174,7 @@ func (s *FileSink) rotate() error {
 	if err := os.Rename(s.c.Path, rotated); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(s.c.Path)); err != nil {
+	if err := objstore.SyncDir(filepath.Dir(s.c.Path)); err != nil {
 		return err
 	}
 	if s.c.MaxFiles > 0 {
@@ -187,15 +189,6 @@ func (s *FileSink) rotate() error {
 		}
 	}
 	return s.open()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Sync implements Sink: everything written is already acknowledged.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/cairn-archive/cairn/archive/objstore"
 )
 
 // IdentityFile is the archive identity key file: age X25519 identities, one
@@ -145,12 +147,7 @@ func replaceFile(path string, data []byte) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("crypto: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := objstore.SyncDir(dir); err != nil {
 		return fmt.Errorf("crypto: sync %s: %w", dir, err)
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-archive/cairn/archive"
 	"github.com/cairn-archive/cairn/archive/export/manifest"
 	"github.com/cairn-archive/cairn/archive/ledger"
+	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/audit"
 )
 
@@ -679,12 +680,9 @@ func closeFile(f *os.File, rel string, h hash.Hash) (manifest.File, error) {
 	return manifest.File{Path: rel, SHA256: hex.EncodeToString(h.Sum(nil)), Size: st.Size()}, nil
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+// syncDir makes dir's entries durable, as far as it can (the manifest's
+// hashes, not the fsync, are what an export's checks rely on).
+func syncDir(dir string) { objstore.SyncDir(dir) }
 
 // readme is README.txt: what the folder is and how to check it.
 func (w *writer) readme() []byte {
