@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-archive/cairn/archive/objstore/s3"
-	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
 
@@ -39,18 +39,7 @@ func TestIntegrationS3ArchiveAndRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	ids, err := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/s3")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, sk := cryptotest.Keys(t, dir, objs, "test.example/s3")
 	data := filepath.Join(dir, "data")
 	o := Options{Dir: data, Objects: objs, Keys: ring, Signing: sk, LogID: "s3test"}
 	st, err := Open(ctx, o)

@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/archive/objstore/volume"
 	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
@@ -39,19 +40,7 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/cairn")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, sk := cryptotest.Keys(t, dir, objs, "test.example/cairn")
 	h := &harness{t: t, dir: dir, objs: objs, ring: ring, signing: sk}
 	h.open()
 	t.Cleanup(func() {

@@ -20,7 +20,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/auth"
-	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/retention"
 )
@@ -70,18 +70,7 @@ func newHarness(t *testing.T, opts func(*Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/http")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, sk := cryptotest.Keys(t, dir, objs, "test.example/http")
 	h := &harness{t: t, dir: dir, tokens: map[string]string{}, seqs: map[string]uint64{}}
 	os.MkdirAll(data, 0o700)
 	t.Cleanup(h.close)

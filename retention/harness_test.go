@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest"
 )
 
@@ -81,19 +82,7 @@ func newHarness(t testing.TB, p Policy, wrap func(objstore.Store, *clock) objsto
 			mode = objstore.Governance
 		}
 	}
-	ids, err := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/retention")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, sk := cryptotest.Keys(t, dir, objs, "test.example/retention")
 	h := &harness{t: t, dir: dir, objs: objs, ring: ring, signing: sk, policy: p, clock: clk, mode: mode}
 	os.MkdirAll(h.data(), 0o700)
 	alog, err := audit.Open(audit.Options{Path: filepath.Join(dir, "data", "audit.db"), Origin: "test.example/audit", QueryKey: bytes.Repeat([]byte{7}, 32)})

@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/retention"
 )
@@ -36,19 +37,7 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/cairn")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, sk := cryptotest.Keys(t, dir, objs, "test.example/cairn")
 	h := &harness{t: t, dir: dir, objs: objs, ring: ring, signing: sk}
 	os.MkdirAll(h.data(), 0o700)
 	h.alog, err = audit.Open(audit.Options{Path: filepath.Join(h.data(), "audit.db"), Origin: "test.example/audit", QueryKey: bytes.Repeat([]byte{7}, 32)})

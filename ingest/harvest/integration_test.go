@@ -37,7 +37,7 @@ import (
 	"github.com/cairn-archive/cairn/archive"
 	"github.com/cairn-archive/cairn/archive/index"
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
-	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/ingest/harvest/dovecottest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
@@ -52,18 +52,7 @@ func openTestArchive(t testing.TB) *archive.Store {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ids, err := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "harvest.test/cairn")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, sk := cryptotest.Keys(t, dir, objs, "harvest.test/cairn")
 	st, err := archive.Open(ctx, archive.Options{
 		Dir: dir, Objects: objs, Keys: ring, Signing: sk, LogID: "test",
 		CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour,

@@ -16,7 +16,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/audit"
 	"github.com/cairn-archive/cairn/auth"
-	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest"
 )
 
@@ -38,18 +38,7 @@ func New(t testing.TB) *Archive {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/cairn")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring, sk := cryptotest.Keys(t, dir, objs, "test.example/cairn")
 	st, err := archive.Open(ctx, archive.Options{Dir: dir, Objects: objs, Keys: ring, Signing: sk, LogID: "test",
 		CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour})
 	if err != nil {
