@@ -196,6 +196,7 @@ func (s *Store) indexBatch(ib *indexed) {
 		s.opts.OnIndexed(ib.last)
 	}
 	if ib.hasText {
+		s.textGen.Add(1)
 		select {
 		case s.ftsKick <- struct{}{}:
 		default:
@@ -231,6 +232,7 @@ func (s *Store) catchUpLocked(ctx context.Context) error {
 	}
 	s.log = lg
 	s.behind.Store(false)
+	s.textGen.Add(1)
 	s.lg.Info("index caught up with the ledger", "entries", r.count)
 	return nil
 }
@@ -313,14 +315,29 @@ func (s *Store) ftsLoop() {
 func (s *Store) flushText() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.index.FlushText(ctx); err != nil {
+	if err := s.FlushSearch(ctx); err != nil {
 		s.lg.Error("full-text indexing failed; retrying", "err", err)
 	}
 }
 
 // FlushSearch makes every committed message visible to full-text search
-// (searches call it before BODY and TEXT queries).
-func (s *Store) FlushSearch(ctx context.Context) error { return s.index.FlushText(ctx) }
+// (searches call it before BODY and TEXT queries). It costs nothing when
+// no text was committed since the last flush.
+func (s *Store) FlushSearch(ctx context.Context) error {
+	gen := s.textGen.Load()
+	if s.flushedGen.Load() >= gen {
+		return nil
+	}
+	if err := s.index.FlushText(ctx); err != nil {
+		return err
+	}
+	for {
+		old := s.flushedGen.Load()
+		if old >= gen || s.flushedGen.CompareAndSwap(old, gen) {
+			return nil
+		}
+	}
+}
 
 // commitStats counts what group commits did, for Stats.
 type commitStats struct {

@@ -89,6 +89,13 @@ type Store struct {
 	commitMu sync.Mutex  // one writer of the ledger and index at a time
 	behind   atomic.Bool // an index commit failed after its segment was written
 
+	// textGen counts the index writes that may have added full-text
+	// tokens (batches with text, catch-ups; 1 at Open for what earlier
+	// runs left); flushedGen is the textGen that the last complete flush
+	// covered. FlushSearch is free while they are equal, as it is for
+	// most IMAP commands and API calls that ask for it.
+	textGen, flushedGen atomic.Uint64
+
 	ckptMu   sync.Mutex
 	ckptSize atomic.Uint64 // size of the newest published checkpoint
 	ckptKick chan struct{}
@@ -135,6 +142,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	s := &Store{opts: opts, objs: opts.Objects, keys: opts.Keys, lg: opts.Logger}
+	s.textGen.Store(1) // what earlier runs committed: the first flush looks
 	if !opts.ReadOnly {
 		lock, err := lockFile(filepath.Join(opts.Dir, "lock"))
 		if err != nil {
