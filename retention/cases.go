@@ -48,13 +48,23 @@ func (m *Manager) Members(ctx context.Context, id string) (string, []any, error)
 		if err != nil {
 			return "", nil, fmt.Errorf("retention: hold %s: %w", h.ID, err)
 		}
-		if fullText && m.opts.Archive != nil && !m.opts.Archive.ReadOnly() {
-			if err := m.opts.Archive.FlushSearch(ctx); err != nil {
-				return "", nil, fmt.Errorf("retention: hold %s: bring the full-text index up to date: %w", h.ID, err)
-			}
+		if err := m.flushText(ctx, fullText); err != nil {
+			return "", nil, fmt.Errorf("retention: hold %s: %w", h.ID, err)
 		}
 		cs = append(cs, c)
 	}
 	c := orConds(cs) // "0" without holds: no row
 	return `SELECT m.seq AS k, m.seq AS msg FROM messages m LEFT JOIN deliveries d ON d.seq = m.seq WHERE ` + c.sql, c.args, nil
+}
+
+// flushText brings the full-text index up to date before a hold with BODY
+// or TEXT keys is evaluated over it (free when it is).
+func (m *Manager) flushText(ctx context.Context, fullText bool) error {
+	if !fullText || m.opts.Archive == nil || m.opts.Archive.ReadOnly() {
+		return nil
+	}
+	if err := m.opts.Archive.FlushSearch(ctx); err != nil {
+		return fmt.Errorf("bring the full-text index up to date: %w", err)
+	}
+	return nil
 }

@@ -221,9 +221,12 @@ func (m *Manager) describe(ctx context.Context, h *Hold, custodians bool) (*Hold
 	if h.Released {
 		return r, nil
 	}
-	c, _, err := h.cond(m.opts.SearchKey)
+	c, fullText, err := h.cond(m.opts.SearchKey)
 	if err != nil {
 		return nil, err
+	}
+	if err := m.flushText(ctx, fullText); err != nil {
+		return nil, fmt.Errorf("retention: hold %s: %w", h.ID, err)
 	}
 	const held = `SELECT m.seq FROM messages m LEFT JOIN deliveries d ON d.seq = m.seq WHERE m.state = 0 AND `
 	if err := m.ix.QueryRowContext(ctx, `SELECT COUNT(*) FROM (`+held+c.sql+`)`, c.args...).Scan(&r.Messages); err != nil {
