@@ -5,16 +5,14 @@ package archive
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cairn-archive/cairn/archive/objstore/s3"
+	"github.com/cairn-archive/cairn/archive/objstore/s3/s3test"
 	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
@@ -24,16 +22,8 @@ import (
 // passes, the bucket holds no plaintext, and the bucket alone (with the
 // archive key) rebuilds the index: invariant 3.
 func TestIntegrationS3ArchiveAndRebuild(t *testing.T) {
-	endpoint, access, secret := os.Getenv("CAIRN_TEST_S3_ENDPOINT"), os.Getenv("CAIRN_TEST_S3_ACCESS_KEY"), os.Getenv("CAIRN_TEST_S3_SECRET_KEY")
-	if endpoint == "" || access == "" || secret == "" {
-		t.Fatal(`CAIRN_TEST_S3_* must be set: run eval "$(scripts/s3-server.sh)" first`)
-	}
 	ctx := context.Background()
-	var b [5]byte
-	rand.Read(b[:])
-	opts := s3.Options{Endpoint: endpoint, AccessKey: access, SecretKey: secret, Region: "us-east-1",
-		Bucket: "cairn-archive-" + hex.EncodeToString(b[:]), Lookup: s3.LookupPath, CreateBucket: true, ObjectLock: true,
-		Timeout: 20 * time.Second}
+	opts := s3test.Options(t, "cairn-archive")
 	objs, err := s3.Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -12,12 +12,10 @@ package retention
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +26,7 @@ import (
 	"github.com/cairn-archive/cairn/archive"
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/s3"
+	"github.com/cairn-archive/cairn/archive/objstore/s3/s3test"
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
@@ -40,22 +39,16 @@ import (
 // the bucket or the data folder produces an erased message or confirms its
 // hash.
 func TestIntegrationS3ObjectLock(t *testing.T) {
-	endpoint, access, secret := os.Getenv("CAIRN_TEST_S3_ENDPOINT"), os.Getenv("CAIRN_TEST_S3_ACCESS_KEY"), os.Getenv("CAIRN_TEST_S3_SECRET_KEY")
-	if endpoint == "" || access == "" || secret == "" {
-		t.Fatal(`CAIRN_TEST_S3_* must be set: run eval "$(scripts/s3-server.sh)" first`)
-	}
 	ctx := context.Background()
-	var rb [5]byte
-	rand.Read(rb[:])
-	bucket := "cairn-retention-" + hex.EncodeToString(rb[:])
+	s3opts := s3test.Options(t, "cairn-retention")
+	bucket := s3opts.Bucket
 	var s3store *s3.Store
 	p := Policy{
 		Rules:   []Rule{{Name: "newsletters", Keep: mustPeriod("1d"), From: FromArchived, Erasable: true, Match: Match{Domains: []string{"news.example"}}}},
 		Default: Rule{Name: "records-2d", Keep: mustPeriod("2d"), From: FromArchived},
 	}
 	h := newHarness(t, p, func(objstore.Store, *clock) objstore.Store {
-		st, err := s3.Open(ctx, s3.Options{Endpoint: endpoint, AccessKey: access, SecretKey: secret, Region: "us-east-1",
-			Bucket: bucket, Lookup: s3.LookupPath, CreateBucket: true, ObjectLock: true, Timeout: 20 * time.Second})
+		st, err := s3.Open(ctx, s3opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +59,7 @@ func TestIntegrationS3ObjectLock(t *testing.T) {
 	if !h.m.Locking() {
 		t.Fatal("Object Lock not detected on the bucket")
 	}
-	raw, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(access, secret, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+	raw, err := minio.New(s3opts.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3opts.AccessKey, s3opts.SecretKey, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
 	if err != nil {
 		t.Fatal(err)
 	}
