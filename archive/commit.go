@@ -191,12 +191,16 @@ func (s *Store) indexBatch(ib *indexed) {
 		failAll(ib.batch, fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, ib.first, ib.last))
 		return
 	}
+	if ib.hasText {
+		// Before the writers are answered: a FlushSearch they make next
+		// must see that there is text to index.
+		s.textGen.Add(1)
+	}
 	failAll(ib.batch, nil)
 	if s.opts.OnIndexed != nil {
 		s.opts.OnIndexed(ib.last)
 	}
 	if ib.hasText {
-		s.textGen.Add(1)
 		select {
 		case s.ftsKick <- struct{}{}:
 		default:

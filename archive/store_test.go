@@ -487,3 +487,51 @@ func TestOnVolumeStore(t *testing.T) {
 		t.Fatalf("verify: %v %v", rep.Problems, err)
 	}
 }
+
+// FlushSearch right after Archive returns finds the message's words:
+// it is free only when nothing was committed since the last flush.
+func TestFlushSearchSeesWhatWasJustArchived(t *testing.T) {
+	h := newHarness(t)
+	h.st.Close()
+	opts := h.options()
+	// A slow hook after each index transaction: whatever the index stage
+	// does after answering the writers happens after their next call.
+	opts.OnIndexed = func(uint64) { time.Sleep(30 * time.Millisecond) }
+	st, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.st = st
+	ctx := context.Background()
+	g := gen.New(12)
+	for i := 0; i < 5; i++ {
+		rc := h.archive(g.Next(3000).Raw, env("a@example.com"))
+		if err := h.st.FlushSearch(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// fts reads docids from its content table: ask the full-text
+		// index itself, with one of the message's tokens.
+		db := h.st.Index().DB()
+		var toks string
+		if err := db.QueryRow(`SELECT tokens FROM fts_docs WHERE docid = ?`, int64(rc.Seq)).Scan(&toks); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM fts WHERE fts MATCH ? AND docid = ?`, strings.Fields(toks)[0], int64(rc.Seq)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("message %d not in the full-text index after FlushSearch", rc.Seq)
+		}
+		// Let the index stage finish and flush once more, so the next
+		// message's check starts from a flush that covered everything.
+		time.Sleep(60 * time.Millisecond)
+		if err := h.st.FlushSearch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing new: the next flush does no work (and still succeeds).
+	if err := h.st.FlushSearch(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
