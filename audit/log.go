@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
+	"github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/cairn-archive/cairn/archive/objstore"
@@ -240,6 +240,22 @@ CREATE TABLE IF NOT EXISTS seals(
 );
 `
 
+// execBusyRetry runs q, retrying for up to 10 s while SQLite answers
+// "database is locked" without waiting: when several processes open the
+// log at once (concurrent `cairn cat`), the first statement on a fresh
+// connection can meet SQLITE_BUSY before the busy timeout applies.
+func execBusyRetry(db *sql.DB, q string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := db.Exec(q)
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func dsn(path string, ro bool) string {
 	q := url.Values{}
 	q.Set("_busy_timeout", "10000")
@@ -272,7 +288,7 @@ func Open(opts Options) (*Log, error) {
 			return nil, fmt.Errorf("audit: open %s: %w", opts.Path, err)
 		}
 		l.wdb.SetMaxOpenConns(1)
-		if _, err = l.wdb.Exec(schema); err != nil {
+		if err = execBusyRetry(l.wdb, schema); err != nil {
 			l.wdb.Close()
 			return nil, fmt.Errorf("audit: open %s: schema: %w", opts.Path, err)
 		}
