@@ -205,9 +205,12 @@ func transport(opts Options) (http.RoundTripper, error) {
 	if opts.DisableExpectContinue {
 		return tr, nil
 	}
-	// Wait for the 100 as long as the attempt may last: sending the body
-	// early to a silent server is what makes a failed Put ambiguous.
-	tr.ExpectContinueTimeout = opts.Timeout
+	// Wait for the 100 longer than the attempt may last, so that the
+	// attempt's deadline always ends the wait: sending the body to a
+	// silent server is what makes a failed Put ambiguous (the body sits in
+	// the socket buffers and is stored whenever the server comes back).
+	// A wait equal to the attempt's was a tie the body sometimes won.
+	tr.ExpectContinueTimeout = opts.Timeout + time.Hour
 	return expectContinue{tr}, nil
 }
 

@@ -1,10 +1,16 @@
 package s3
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,5 +256,103 @@ func TestValidate(t *testing.T) {
 	}
 	if d := o.withDefaults(); d.Prefix != "cairn/prod" || d.MaxRetries != DefaultMaxRetries || d.Timeout != DefaultTimeout || d.Lookup != LookupAuto {
 		t.Errorf("withDefaults = %+v", d)
+	}
+}
+
+// frozenServer is a raw TCP server that answers HEAD at once and never
+// answers a PUT, like a service that froze after reading a request's head.
+// It counts the body bytes that reach it anyway.
+type frozenServer struct {
+	addr      string
+	bodyBytes atomic.Int64
+}
+
+func newFrozenServer(t *testing.T) *frozenServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &frozenServer{addr: ln.Addr().String()}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns { // the client's idle keep-alive ones too
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { f.serve(c) })
+		}
+	})
+	return f
+}
+
+func (f *frozenServer) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if req.Method != http.MethodPut {
+			status := "200 OK" // the bucket exists
+			if strings.Count(strings.Trim(req.URL.Path, "/"), "/") > 0 {
+				status = "404 Not Found" // no object
+			}
+			fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n", status)
+			continue
+		}
+		// Never send 100 Continue nor an answer; count what arrives
+		// until the client hangs up.
+		n, _ := io.Copy(io.Discard, br)
+		f.bodyBytes.Add(n)
+		return
+	}
+}
+
+// A Put to a service that never sends 100 Continue must not send its body:
+// a body sitting in the socket buffers would be stored whenever the service
+// came back, long after Put had reported failure. The wait for the 100 has
+// to outlast the attempt, which once ended in a tie the body could win
+// (TestIntegrationServerStopped saw the object appear after resume).
+func TestPutFrozenServerGetsNoBody(t *testing.T) {
+	f := newFrozenServer(t)
+	s, err := Open(t.Context(), Options{
+		Endpoint: f.addr, Region: "us-east-1", Bucket: "bucket",
+		AccessKey: "a", SecretKey: "s", Lookup: LookupPath,
+		Timeout: 50 * time.Millisecond, MaxRetries: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.backoff = time.Millisecond
+	small := bytes.Repeat([]byte("s"), 10<<10)
+	for i := range 20 {
+		key := fmt.Sprintf("k%d", i)
+		if err := s.Put(t.Context(), key, bytes.NewReader(small), int64(len(small))); err == nil {
+			t.Fatalf("Put %s succeeded against a frozen server", key)
+		}
+	}
+	// Let the server's readers see the last hang-ups.
+	time.Sleep(100 * time.Millisecond)
+	if n := f.bodyBytes.Load(); n != 0 {
+		t.Errorf("the frozen server received %d body bytes; a failed Put must not have sent any", n)
 	}
 }
