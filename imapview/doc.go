@@ -43,10 +43,16 @@
 // scope. UIDs are stable forever and never reused, a message that reaches
 // a folder late (the same bytes journaled again for another mailbox) gets
 // a UID above UIDNEXT, and UIDVALIDITY is derived once from the ledger's
-// name and never changes. New messages appear as EXISTS at the end of
-// every command and, during IDLE, within Options.PollInterval; a message
-// disposed of or erased (messages.state != 0, with its dispose or erase
-// ledger entry) disappears with EXPUNGE where the client may be told.
+// name and never changes. Folders made of litigation holds (Cases/<id>, a
+// case-scoped account's INBOX and Dates/) number a message by its own entry,
+// so a hold added to a case can bring in messages below UIDNEXT: their
+// UIDVALIDITY adds the count of the case's hold placements and releases
+// (CaseSource.Epoch) and grows with it, and clients resynchronize.
+//
+// New messages appear as EXISTS at the end of every command and, during
+// IDLE, within Options.PollInterval; a message disposed of or erased
+// (messages.state != 0, with its dispose or erase ledger entry) disappears
+// with EXPUNGE where the client may be told.
 //
 // INTERNALDATE is the time the message was first received (its first
 // delivery's received_at: the SMTP receiver's clock, the harvested

@@ -320,7 +320,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 		if !recorded {
 			ev := s.event(audit.ActionFetch, audit.OutcomeSuccess)
-			ev.Target = audit.Target{Folder: sel.f.name, UIDValidity: s.srv.uidValidity, UIDs: audit.FormatSet(uids)}
+			ev.Target = audit.Target{Folder: sel.f.name, UIDValidity: sel.uidValidity, UIDs: audit.FormatSet(uids)}
 			ev.Details = audit.Details{Parts: parts, Count: int64(len(ms))}
 			setLedger(&ev, ledger)
 			if err := s.record(ctx, ev); err != nil {
@@ -408,7 +408,7 @@ func (s *session) markSeen(ctx context.Context, rows map[int64]*row, msgs []int6
 		return changed, nil
 	}
 	ev := s.event(audit.ActionFlag, audit.OutcomeSuccess)
-	ev.Target = audit.Target{Folder: s.sel.f.name, UIDValidity: s.srv.uidValidity}
+	ev.Target = audit.Target{Folder: s.sel.f.name, UIDValidity: s.sel.uidValidity}
 	ev.Details = audit.Details{Flags: []string{`+\Seen`}, Count: int64(len(need)), Note: "implicit, by FETCH BODY[]"}
 	setLedger(&ev, need)
 	if err := s.record(ctx, ev); err != nil {

@@ -3,6 +3,7 @@ package imapview
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,12 @@ type folder struct {
 	caseID string
 	year   int // kindDate; kindContainer "Dates/<yyyy>"
 	month  int
+	// pinned, when not nil, keeps the first members query of each case
+	// this folder is made of: a selected folder's picture must not change
+	// below its top when a hold is placed or released meanwhile (sequence
+	// numbers would shift unannounced). A new SELECT sees the new holds,
+	// with a greater UIDVALIDITY.
+	pinned map[string]sqlPart
 }
 
 var errNoFolder = fmt.Errorf("no such folder")
@@ -129,11 +136,11 @@ func (v *viewer) membersSQL(ctx context.Context, f *folder, lo, hi int64) (sqlPa
 		if !s.CoversCase(f.caseID) || v.cases == nil {
 			return sqlPart{}, errNoFolder
 		}
-		q, args, err := v.cases.Members(ctx, f.caseID)
+		m, err := v.caseMembers(ctx, f, f.caseID)
 		if err != nil {
 			return sqlPart{}, err
 		}
-		return sqlPart{`SELECT k, msg FROM (` + q + `) WHERE k BETWEEN ? AND ?`, append(args, lo, hi)}, nil
+		return sqlPart{`SELECT k, msg FROM (` + m.q + `) WHERE k BETWEEN ? AND ?`, append(slices.Clip(m.args), lo, hi)}, nil
 	case kindInbox, kindDate:
 		var base sqlPart
 		if s.All {
@@ -156,12 +163,12 @@ func (v *viewer) membersSQL(ctx context.Context, f *folder, lo, hi int64) (sqlPa
 		}
 		if v.cases != nil {
 			for _, id := range s.Cases {
-				q, a, err := v.cases.Members(ctx, id)
+				m, err := v.caseMembers(ctx, f, id)
 				if err != nil {
 					return sqlPart{}, err
 				}
-				unions = append(unions, `SELECT k, msg FROM (`+q+`)`)
-				args = append(args, a...)
+				unions = append(unions, `SELECT k, msg FROM (`+m.q+`)`)
+				args = append(args, m.args...)
 			}
 		}
 		if len(unions) == 0 {
@@ -177,4 +184,24 @@ func (v *viewer) membersSQL(ctx context.Context, f *folder, lo, hi int64) (sqlPa
 		return sqlPart{q, args}, nil
 	}
 	return sqlPart{}, errNoFolder
+}
+
+// caseMembers is the members query of case id for folder f: the
+// CaseSource's current one, or the one f pinned when first asked. The
+// source is asked every time, so that it brings its full-text index up to
+// date for messages archived since.
+func (v *viewer) caseMembers(ctx context.Context, f *folder, id string) (sqlPart, error) {
+	q, args, err := v.cases.Members(ctx, id)
+	if err != nil {
+		return sqlPart{}, err
+	}
+	if f.pinned == nil {
+		return sqlPart{q, args}, nil
+	}
+	if p, ok := f.pinned[id]; ok {
+		return p, nil
+	}
+	p := sqlPart{q, slices.Clip(args)}
+	f.pinned[id] = p
+	return p, nil
 }

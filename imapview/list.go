@@ -251,6 +251,10 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.Sta
 	if !f.selectable() {
 		return nil, errNoSelect
 	}
+	uv, err := s.viewer.uidValidity(ctx, s.srv.uidValidity, f)
+	if err != nil {
+		return nil, s.fail("status", err)
+	}
 	mark, err := ledgerHead(ctx, s.srv.db)
 	if err != nil {
 		return nil, s.fail("status", err)
@@ -259,7 +263,7 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.Sta
 	if err != nil {
 		return nil, s.fail("status", err)
 	}
-	data := &imap.StatusData{Mailbox: mailbox, UIDNext: imap.UID(next + 1), UIDValidity: s.srv.uidValidity}
+	data := &imap.StatusData{Mailbox: mailbox, UIDNext: imap.UID(next + 1), UIDValidity: uv}
 	n := uint32(count)
 	zero := uint32(0)
 	data.NumMessages = &n

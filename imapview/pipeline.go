@@ -183,7 +183,7 @@ func (s *session) recordPipelined(ctx context.Context, parts []string, body bool
 		}
 	}
 	ev := s.event(audit.ActionFetch, audit.OutcomeSuccess)
-	ev.Target = audit.Target{Folder: w.f.name, UIDValidity: s.srv.uidValidity, UIDs: audit.FormatSet(uids)}
+	ev.Target = audit.Target{Folder: w.f.name, UIDValidity: w.uidValidity, UIDs: audit.FormatSet(uids)}
 	ev.Details = audit.Details{Parts: parts, Count: int64(len(uids)),
 		Note: "recorded ahead for pipelined UID FETCH commands"}
 	setLedger(&ev, ledger)

@@ -55,7 +55,7 @@ func TestSearchScale(t *testing.T) {
 	v := &viewer{db: newStmtDB(db), scope: auth.ScopeAll, user: ""}
 	ctx := context.Background()
 	start := time.Now()
-	w, err := v.open(ctx, &folder{name: "INBOX", kind: kindInbox}, true)
+	w, err := v.open(ctx, &folder{name: "INBOX", kind: kindInbox}, true, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		return nil, s.fail("search", err)
 	}
 	ev := s.event(audit.ActionSearch, audit.OutcomeSuccess)
-	ev.Target = audit.Target{Folder: sel.f.name, UIDValidity: s.srv.uidValidity}
+	ev.Target = audit.Target{Folder: sel.f.name, UIDValidity: sel.uidValidity}
 	ev.Details = audit.Details{Query: node.String(), Count: int64(len(keys))}
 	if err := s.record(ctx, ev); err != nil {
 		return nil, s.fail("search", err)

@@ -126,7 +126,8 @@ func New(opts Options) (*Server, error) {
 		isLocal:   isLoopback,
 	}
 	// UIDVALIDITY never changes for this archive (its ledger's name) and
-	// differs between archives, so a client never mixes two up.
+	// differs between archives, so a client never mixes two up. Folders
+	// made of litigation holds add the holds' changes (viewer.uidValidity).
 	h := sha256.Sum256([]byte("cairn imap uidvalidity\x00" + opts.Store.LogID()))
 	s.uidValidity = binary.BigEndian.Uint32(h[:4])&0x7fffffff | 1
 
@@ -165,7 +166,9 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// UIDValidity is the UIDVALIDITY of every folder of this archive.
+// UIDValidity is the UIDVALIDITY of every folder of this archive whose
+// members do not depend on litigation holds; Cases/<id>, and the INBOX and
+// Dates/ of an account scoped to cases, add their cases' CaseSource.Epoch.
 func (s *Server) UIDValidity() uint32 { return s.uidValidity }
 
 // Serve accepts plain connections on ln (STARTTLS upgrades them when

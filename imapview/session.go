@@ -242,12 +242,12 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		}
 		return nil, errNonexistent
 	}
-	w, err := s.viewer.open(ctx, f, options.ReadOnly)
+	w, err := s.viewer.open(ctx, f, options.ReadOnly, s.srv.uidValidity)
 	if err != nil {
 		return nil, s.fail("select", err)
 	}
 	ev := s.event(audit.ActionSelect, audit.OutcomeSuccess)
-	ev.Target = audit.Target{Folder: f.name, UIDValidity: s.srv.uidValidity}
+	ev.Target = audit.Target{Folder: f.name, UIDValidity: w.uidValidity}
 	ev.Details.Count = w.count
 	if options.ReadOnly {
 		ev.Details.Note = "EXAMINE"
@@ -262,7 +262,7 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		Flags:       mailboxFlags,
 		NumMessages: uint32(w.count),
 		UIDNext:     imap.UID(w.next + 1),
-		UIDValidity: s.srv.uidValidity,
+		UIDValidity: w.uidValidity,
 	}
 	if options.ReadOnly {
 		data.PermanentFlags = []imap.Flag{}

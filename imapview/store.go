@@ -57,7 +57,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 			msgs[i], uids[i] = uint64(m.msg), uint64(m.key+1)
 		}
 		ev := s.event(audit.ActionFlag, audit.OutcomeSuccess)
-		ev.Target = audit.Target{Folder: sel.f.name, UIDValidity: s.srv.uidValidity, UIDs: audit.FormatSet(uids)}
+		ev.Target = audit.Target{Folder: sel.f.name, UIDValidity: sel.uidValidity, UIDs: audit.FormatSet(uids)}
 		ev.Details = audit.Details{Flags: changes, Count: int64(len(ms))}
 		setLedger(&ev, msgs)
 		if err := s.record(ctx, ev); err != nil {

@@ -35,6 +35,9 @@ type view struct {
 	top      int64 // largest k the client knows; -1 when empty
 	count    int64 // messages in the picture
 	next     int64 // UIDNEXT - 1: above every member's k, removed ones included
+	// uidValidity is the folder's UIDVALIDITY when it was selected; the
+	// picture keeps its UIDs for the session even if it grows later.
+	uidValidity uint32
 
 	// A known position, to count onwards from instead of from the start;
 	// valid while gen is unchanged (an EXPUNGE renumbers).
@@ -127,12 +130,20 @@ func (v *viewer) folderStats(ctx context.Context, f *folder, mark int64) (count,
 }
 
 // open makes the picture of folder f as it is now.
-func (v *viewer) open(ctx context.Context, f *folder, readOnly bool) (*view, error) {
+func (v *viewer) open(ctx context.Context, f *folder, readOnly bool, base uint32) (*view, error) {
+	// UIDVALIDITY before the picture, whose holds the folder pins: a hold
+	// placed in between then makes the next SELECT see a greater one, never
+	// this one with other members below UIDNEXT.
+	f.pinned = map[string]sqlPart{}
+	uv, err := v.uidValidity(ctx, base, f)
+	if err != nil {
+		return nil, err
+	}
 	mark, err := ledgerHead(ctx, v.db)
 	if err != nil {
 		return nil, err
 	}
-	w := &view{viewer: v, f: f, readOnly: readOnly, mark: mark}
+	w := &view{viewer: v, f: f, readOnly: readOnly, mark: mark, uidValidity: uv}
 	w.count, w.top, w.next, err = v.folderStats(ctx, f, mark)
 	if err != nil {
 		return nil, err

@@ -30,8 +30,8 @@ func (m *Manager) Cases(ctx context.Context) ([]string, error) {
 // criteria the disposal run obeys (HoldSpec.cond), each once: msg is the
 // message's ledger seq and k the same (a message archived after the hold
 // joins the case's folder at the end). A message that a later hold of the
-// same case brings in keeps its own, lower number: a client that synced
-// the folder before sees it after a resync (UIDVALIDITY does not change).
+// same case brings in keeps its own, lower number; Epoch grows with that
+// hold, and the folder's UIDVALIDITY with it, so clients resynchronize.
 // A case without an active hold yields no row. For a hold whose query has
 // BODY or TEXT keys the full-text index is brought up to date first.
 func (m *Manager) Members(ctx context.Context, id string) (string, []any, error) {
@@ -67,4 +67,16 @@ func (m *Manager) flushText(ctx context.Context, fullText bool) error {
 		return fmt.Errorf("bring the full-text index up to date: %w", err)
 	}
 	return nil
+}
+
+// Epoch counts the placements and releases of case id's holds: it grows
+// whenever the set of holds that Members obeys changes, and never shrinks
+// (hold records are kept forever). The IMAP view adds it to the folder's
+// UIDVALIDITY.
+func (m *Manager) Epoch(ctx context.Context, id string) (uint32, error) {
+	var n int64
+	if err := m.db.QueryRowContext(ctx, `SELECT COUNT(*) + COUNT(released_at) FROM holds WHERE case_id = ?`, id).Scan(&n); err != nil {
+		return 0, fmt.Errorf("retention: case %s: %w", id, err)
+	}
+	return uint32(n), nil
 }

@@ -95,4 +95,23 @@ func TestCaseSource(t *testing.T) {
 	if got := members("C-1"); len(got) != 0 {
 		t.Errorf("released case C-1 still has members %v", got)
 	}
+
+	// Epoch counts each case's placements and releases, never less.
+	epoch := func(id string) uint32 {
+		t.Helper()
+		n, err := h.m.Epoch(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if e1, e2, e0 := epoch("C-1"), epoch("C-2"), epoch("no-such-case"); e1 != 2 || e2 != 2 || e0 != 0 {
+		t.Errorf("epochs C-1 %d (placed, released), C-2 %d (two placed), unknown %d; want 2 2 0", e1, e2, e0)
+	}
+	if _, err := h.m.PlaceHold(ctx, tester, HoldSpec{Case: "C-1", Reason: "reopened", Custodians: []string{"bob@corp.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	if e := epoch("C-1"); e != 3 {
+		t.Errorf("C-1 reopened: epoch %d, want 3", e)
+	}
 }

@@ -223,3 +223,10 @@ func (c liveCases) Members(ctx context.Context, id string) (string, []any, error
 	}
 	return `SELECT 0 AS k, 0 AS msg WHERE 0`, nil, nil
 }
+
+func (c liveCases) Epoch(ctx context.Context, id string) (uint32, error) {
+	if m := c.manager(); m != nil {
+		return m.Epoch(ctx, id)
+	}
+	return 0, nil // no case yet: the service's start makes it grow
+}

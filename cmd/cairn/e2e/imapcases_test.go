@@ -14,7 +14,9 @@ import (
 // Cases/<id> folder in the IMAP view holding exactly the held messages
 // (also one archived after the hold), and an account scoped to the case
 // sees those messages and nothing else; after the release the folder is
-// gone. Driven with Python imaplib.
+// gone. Driven with Python imaplib. A second hold for the case that brings
+// in an older message (a UID below the folder's UIDNEXT) raises the
+// folder's UIDVALIDITY, so that clients refetch the folder.
 func TestIMAPCaseFolders(t *testing.T) {
 	h, imapAddr := newIMAPHTTPInstance(t)
 	deliver := func(i int, to string) { h.deliverFromAlice(t, "case", i, to) }
@@ -83,6 +85,26 @@ print(json.dumps(out))
 		t.Errorf("case-scoped Cases/C-9: %s, want %s", got, held)
 	}
 
+	// A client keeps Cases/C-9's UIDVALIDITY and UIDNEXT; a second hold
+	// (carol) adds message 1, numbered below that UIDNEXT. The folder's
+	// UIDVALIDITY grows, which tells the client to refetch the folder
+	// rather than only what lies above the UIDNEXT it knew.
+	before := caseStatus(t, host, port, "aud", "the right password", "Cases/C-9")
+	if r := curl(t, h.curl, "POST", h.base+"/api/v1/holds", h.tokens["legal"], map[string]any{"case": "C-9", "reason": "e2e, widened", "custodians": []string{"carol@example.com"}}); r.code != 201 {
+		t.Fatalf("place the second hold: %d %s", r.code, r.body)
+	}
+	after := caseStatus(t, host, port, "aud", "the right password", "Cases/C-9")
+	if after[0] <= before[0] || after[1] != before[1] || before[2] != 3 || after[2] != 4 {
+		t.Errorf("STATUS Cases/C-9 (UIDVALIDITY UIDNEXT MESSAGES) %v before the second hold, %v after; want a greater UIDVALIDITY, the same UIDNEXT, 3 then 4 messages", before, after)
+	}
+	held = "[Subject: case 0 Subject: case 1 Subject: case 2 Subject: case 3]"
+	if got := fmt.Sprint(session("aud", "the right password")["Cases/C-9"]); got != held {
+		t.Errorf("Cases/C-9 after the second hold: %s, want %s", got, held)
+	}
+	if got := fmt.Sprint(session("casey", "the case password")["INBOX"]); got != held {
+		t.Errorf("case-scoped INBOX after the second hold: %s, want %s", got, held)
+	}
+
 	if r := curl(t, h.curl, "POST", h.base+"/api/v1/holds/C-9/release", h.tokens["legal"], map[string]any{"reason": "settled"}); r.code != 200 {
 		t.Fatalf("release: %d %s", r.code, r.body)
 	}
@@ -94,4 +116,29 @@ print(json.dumps(out))
 	if n := len(casey["INBOX"].([]any)); n != 0 {
 		t.Errorf("after the release, the case-scoped INBOX shows %d messages", n)
 	}
+}
+
+// caseStatus returns STATUS (UIDVALIDITY UIDNEXT MESSAGES) of folder,
+// asked with Python imaplib.
+func caseStatus(t *testing.T, host, port, user, pw, folder string) [3]int64 {
+	t.Helper()
+	script := `
+import imaplib, re, sys
+M = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]))
+M.login(sys.argv[3], sys.argv[4])
+typ, data = M.status('"%s"' % sys.argv[5], "(UIDVALIDITY UIDNEXT MESSAGES)")
+assert typ == "OK", data
+d = dict(re.findall(r"(UIDVALIDITY|UIDNEXT|MESSAGES) (\d+)", data[0].decode()))
+print(d["UIDVALIDITY"], d["UIDNEXT"], d["MESSAGES"])
+M.logout()
+`
+	out, err := exec.Command("python3", "-c", script, host, port, user, pw, folder).CombinedOutput()
+	if err != nil {
+		t.Fatalf("imaplib STATUS %s: %v\n%s", folder, err, out)
+	}
+	var st [3]int64
+	if _, err := fmt.Sscan(string(out), &st[0], &st[1], &st[2]); err != nil {
+		t.Fatalf("imaplib STATUS printed %q", out)
+	}
+	return st
 }
