@@ -63,6 +63,10 @@ type Options struct {
 	// Signer signs checkpoints (the archive's ed25519 note signer). Required
 	// when Store is set.
 	Signer note.Signer
+	// NoSealing, with Store, only brings a database that is behind the
+	// store up to date at Open (see catchUp) and never seals: a CLI
+	// process recording beside cairn serve, which seals.
+	NoSealing bool
 
 	// QueryKey is the HMAC-SHA256 key for search queries (at least 16
 	// bytes). Required unless KeepQueries.
@@ -313,12 +317,31 @@ func Open(opts Options) (*Log, error) {
 		l.closeDBs()
 		return nil, err
 	}
+	if opts.Store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), catchUpTimeout)
+		n, err := l.catchUp(ctx)
+		cancel()
+		switch {
+		case errors.Is(err, ErrTampered):
+			l.closeDBs()
+			return nil, err
+		case err != nil:
+			// The store is down: go on, as the log does while sealing
+			// fails (SQLite is the commit point). Only a database restored
+			// from a backup while the store is down misses the catch-up.
+			opts.Logger.Warn("audit: could not look for sealed segments beyond the database; going on", "err", err)
+		}
+		if n > 0 {
+			opts.Logger.Warn("audit: the database was behind the sealed segments; restored the missing entries from the object store",
+				"entries", n, "head", uint64(l.Head()))
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.reqs = make(chan *request, opts.MaxBatch)
 	l.wg.Add(1)
 	go l.commitLoop()
-	if opts.Store != nil {
+	if opts.Store != nil && !opts.NoSealing {
 		l.wg.Add(1)
 		go l.sealLoop(ctx)
 	}

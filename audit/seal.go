@@ -188,6 +188,9 @@ func (l *Log) Seal(ctx context.Context) ([]byte, error) {
 	if l.opts.Store == nil || l.opts.ReadOnly {
 		return nil, errors.New("audit: seal: no object store configured")
 	}
+	if l.opts.NoSealing {
+		return nil, errors.New("audit: seal: this log does not seal (NoSealing)")
+	}
 	return l.sealPending(ctx, true)
 }
 
@@ -196,6 +199,9 @@ func (l *Log) sealPending(ctx context.Context, force bool) ([]byte, error) {
 	s := &l.sl
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := l.raiseHead(ctx); err != nil {
+		return nil, err
+	}
 	for {
 		head := l.Head()
 		pending := head - s.sealed
@@ -346,4 +352,20 @@ func (s hashScanner) Scan(v any) error {
 	}
 	copy(s.h[:], b)
 	return nil
+}
+
+// raiseHead brings the in-memory head up to the database's: events that
+// other processes (CLI commands) recorded are sealed too, without waiting
+// for this process to record one.
+func (l *Log) raiseHead(ctx context.Context) error {
+	var h int64
+	if err := l.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&h); err != nil {
+		return fmt.Errorf("audit: seal: read the head: %w", err)
+	}
+	for {
+		cur := l.head.Load()
+		if uint64(h) <= cur || l.head.CompareAndSwap(cur, uint64(h)) {
+			return nil
+		}
+	}
 }

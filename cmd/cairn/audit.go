@@ -63,6 +63,11 @@ func openAudit(cfg *Config, objs objstore.Store, k *keys, mode auditMode) (*audi
 		Logger:          logger,
 		ReadOnly:        mode == auditReadOnly,
 	}
+	if mode == auditRecord && objs != nil {
+		// Not sealing, but catching up: a database restored from a backup
+		// must not record events under seqs the store has sealed.
+		opts.Store, opts.Signer, opts.NoSealing = objs, k.signing.Signer, true
+	}
 	if mode == auditServe {
 		opts.Store, opts.Signer = objs, k.signing.Signer
 		sc := cfg.Audit.Sinks
