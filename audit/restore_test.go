@@ -11,8 +11,23 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 )
+
+// fsLogOptions are the options of a log in a temporary folder sealing
+// segments of 50 events into a filesystem object store.
+func fsLogOptions(t *testing.T) (Options, objstore.Store, testKeys) {
+	t.Helper()
+	st, err := fs.Open(filepath.Join(t.TempDir(), "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	keys := newKeys(t)
+	return Options{Path: filepath.Join(t.TempDir(), "audit.db"), Origin: testOrigin, Store: st, Signer: keys.signer,
+		QueryKey: []byte("0123456789abcdef"), SegmentEvents: 50, SegmentInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)}, st, keys
+}
 
 // copyDB copies a closed log's database files (WAL and shared memory
 // included, when there are any) from one path to another, as a backup
@@ -39,17 +54,9 @@ func copyDB(t *testing.T, from, to string) {
 // the last sealed event instead of reusing sealed seqs (a fork), and
 // cairn audit verify passes.
 func TestRestoredDatabaseCatchesUp(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	dir := t.TempDir()
-	keys := newKeys(t)
-	path := filepath.Join(dir, "audit.db")
-	backup := filepath.Join(dir, "backup.db")
-	opts := Options{Path: path, Origin: testOrigin, Store: st, Signer: keys.signer,
-		QueryKey: []byte("0123456789abcdef"), SegmentEvents: 50, SegmentInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)}
+	opts, st, keys := fsLogOptions(t)
+	path := opts.Path
+	backup := filepath.Join(filepath.Dir(path), "backup.db")
 	ctx := context.Background()
 	open := func() *Log {
 		t.Helper()

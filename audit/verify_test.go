@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/cairn-archive/cairn/archive/objstore"
-	"github.com/cairn-archive/cairn/archive/objstore/fs"
 )
 
 func TestSealWritesSegmentsAndCheckpoints(t *testing.T) {
@@ -339,15 +336,7 @@ func TestParseLineRejects(t *testing.T) {
 }
 
 func TestSealOnFilesystemStore(t *testing.T) {
-	st, err := fs.Open(filepath.Join(t.TempDir(), "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	dir := t.TempDir()
-	keys := newKeys(t)
-	opts := Options{Path: filepath.Join(dir, "audit.db"), Origin: testOrigin, Store: st, Signer: keys.signer,
-		QueryKey: []byte("0123456789abcdef"), SegmentEvents: 50, SegmentInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)}
+	opts, st, keys := fsLogOptions(t)
 	l, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
