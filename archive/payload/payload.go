@@ -128,23 +128,31 @@ type Reader struct {
 // Open opens an object of encryptedSize bytes read from src with mk's file
 // key. Only the age header and the seek table are read here.
 func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader, error) {
-	plain, plainSize, err := age.DecryptReaderAt(src, encryptedSize, mk.Identity())
-	if err != nil {
+	var plain io.ReaderAt
+	var plainSize int64
+	switch whole, err := openSmall(src, encryptedSize, mk.FileKey[:]); {
+	case err == nil:
+		plain, plainSize = bytes.NewReader(whole), int64(len(whole))
+	case !errors.Is(err, errNotSmall):
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	default:
+		plain, plainSize, err = age.DecryptReaderAt(src, encryptedSize, mk.Identity())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+		}
+		// Most messages fit one age chunk: read the plaintext once and
+		// serve the footer, the seek table and the frames from memory.
+		// Each ReadAt into age allocates a 64 KiB chunk buffer.
+		if plainSize <= smallObject {
+			whole := make([]byte, plainSize)
+			if err := readAt(plain, whole, 0); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+			}
+			plain = bytes.NewReader(whole)
+		}
 	}
 	if plainSize < 8+footerSize {
 		return nil, fmt.Errorf("%w: %d plaintext bytes", ErrFormat, plainSize)
-	}
-	// Most messages fit one age chunk: read the plaintext once and serve
-	// the footer, the seek table and the frames from memory. Each ReadAt
-	// into age allocates a 64 KiB chunk buffer, which is most of what
-	// reading a small message costs (garbage collection included).
-	if plainSize <= smallObject {
-		whole := make([]byte, plainSize)
-		if err := readAt(plain, whole, 0); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrFormat, err)
-		}
-		plain = bytes.NewReader(whole)
 	}
 	var foot [footerSize]byte
 	if err := readAt(plain, foot[:], plainSize-footerSize); err != nil {

@@ -102,3 +102,23 @@ func BenchmarkSeal10K(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpen10K: open a stored 10 KB message and read it whole, as the
+// IMAP view serves one.
+func BenchmarkOpen10K(b *testing.B) {
+	raw := make([]byte, 10240)
+	for i := range raw {
+		raw[i] = "the quick brown fox jumps over the lazy dog\r\n"[i%45]
+	}
+	obj, mk := seal(b, raw)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		r, err := Open(bytes.NewReader(obj), int64(len(obj)), mk)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Bytes(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package payload
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/cairn-archive/cairn/crypto"
+)
+
+// ageOpen is the reference: the plaintext as age decrypts it.
+func ageOpen(obj []byte, mk *crypto.MessageKey) ([]byte, error) {
+	r, n, err := age.DecryptReaderAt(bytes.NewReader(obj), int64(len(obj)), mk.Identity())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, n)
+	if _, err := r.ReadAt(out, 0); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkAgainstAge holds openSmall to age on obj: the same plaintext when
+// it takes the object, an error from age too when it refuses it.
+func checkAgainstAge(t testing.TB, obj []byte, mk *crypto.MessageKey) (took bool) {
+	t.Helper()
+	got, err := openSmall(bytes.NewReader(obj), int64(len(obj)), mk.FileKey[:])
+	want, aerr := ageOpen(obj, mk)
+	switch {
+	case errors.Is(err, errNotSmall):
+		return false
+	case err != nil:
+		if aerr == nil {
+			t.Fatalf("openSmall refused an object age opens (%d bytes): %v", len(obj), err)
+		}
+	case aerr != nil:
+		t.Fatalf("openSmall opened an object age refuses (%d bytes): %v", len(obj), aerr)
+	case !bytes.Equal(got, want):
+		t.Fatalf("openSmall and age differ on a %d-byte object", len(obj))
+	}
+	return true
+}
+
+// Objects around the STREAM chunk size: one chunk is opened by openSmall
+// with age's result, two chunks are left to age; Open reads both.
+func TestOpenSmallMatchesAge(t *testing.T) {
+	took := map[bool]int{}
+	for _, n := range []int{1, 100, 10 << 10, 65400, 65480, 65490, 65500, 65510, 65520, 65536, 65600, 70000, 200 << 10} {
+		raw := make([]byte, n)
+		rand.Read(raw) // incompressible: the plaintext is about n bytes
+		obj, mk := seal(t, raw)
+		took[checkAgainstAge(t, obj, mk)]++
+		r, err := Open(bytes.NewReader(obj), int64(len(obj)), mk)
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if got, err := r.Bytes(); err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("n=%d: round trip differs (%v)", n, err)
+		}
+	}
+	if took[true] == 0 || took[false] == 0 {
+		t.Fatalf("the sizes did not cover both paths: %v", took)
+	}
+}
+
+// Every single flipped byte of a small object, and every truncation, is
+// refused by Open; where openSmall decides, it agrees with age.
+func TestOpenSmallRefusesDamage(t *testing.T) {
+	obj, mk := seal(t, []byte("Subject: x\r\n\r\nsmall body\r\n"))
+	if !checkAgainstAge(t, obj, mk) {
+		t.Fatal("a small object was not taken by openSmall")
+	}
+	for i := range obj {
+		for _, bit := range []byte{0x01, 0x80} {
+			bad := bytes.Clone(obj)
+			bad[i] ^= bit
+			checkAgainstAge(t, bad, mk)
+			if r, err := Open(bytes.NewReader(bad), int64(len(bad)), mk); err == nil {
+				if _, err := r.Bytes(); err == nil {
+					t.Fatalf("byte %d ^ %#x: opened", i, bit)
+				}
+			}
+		}
+	}
+	for n := range len(obj) {
+		checkAgainstAge(t, obj[:n], mk)
+		if _, err := Open(bytes.NewReader(obj[:n]), int64(n), mk); err == nil {
+			t.Fatalf("truncated to %d bytes: opened", n)
+		}
+	}
+	other := crypto.NewMessageKeySalt()
+	if _, err := openSmall(bytes.NewReader(obj), int64(len(obj)), other.FileKey[:]); err == nil || errors.Is(err, errNotSmall) {
+		t.Fatalf("another file key: %v", err)
+	}
+}
+
+// FuzzOpenSmall: any edit of a valid object (bytes replaced, inserted or
+// cut) gets the same verdict and plaintext from openSmall as from age.
+func FuzzOpenSmall(f *testing.F) {
+	raw := bytes.Repeat([]byte("Subject: fuzz\r\n\r\nbody line\r\n"), 20)
+	var mk crypto.MessageKey
+	for i := range mk.FileKey {
+		mk.FileKey[i] = byte(i)
+	}
+	var buf bytes.Buffer
+	if err := Seal(&buf, raw, &mk); err != nil {
+		f.Fatal(err)
+	}
+	obj := buf.Bytes()
+	f.Add(uint16(0), []byte{}, uint8(0))
+	f.Add(uint16(20), []byte("x"), uint8(1))
+	f.Add(uint16(headerLen-3), []byte("AA"), uint8(2))
+	f.Add(uint16(len(obj)-5), []byte{0}, uint8(3))
+	f.Fuzz(func(t *testing.T, at uint16, data []byte, op uint8) {
+		pos := int(at) % (len(obj) + 1)
+		var m []byte
+		switch op % 3 {
+		case 0: // overwrite
+			m = bytes.Clone(obj)
+			copy(m[pos:], data)
+		case 1: // insert
+			m = append(append(append([]byte{}, obj[:pos]...), data...), obj[pos:]...)
+		default: // cut
+			m = append(append([]byte{}, obj[:pos]...), obj[min(len(obj), pos+len(data)):]...)
+		}
+		key := mk // Seal set the file key; keep it
+		checkAgainstAge(t, m, &key)
+	})
+}
