@@ -132,3 +132,42 @@ func FuzzOpenSmall(f *testing.F) {
 		checkAgainstAge(t, m, &key)
 	})
 }
+
+// What Seal writes is what openSmall expects: every object, small or not,
+// decrypts with age to the plaintext Open reads, and the small ones carry
+// the cairn header that openSmall takes.
+func TestSealIsAge(t *testing.T) {
+	for _, n := range []int{0, 1, 10 << 10, 65000, 65500, 70000, FrameSize, FrameSize + 1, 2*FrameSize + 5} {
+		raw := make([]byte, n)
+		rand.Read(raw[:n/2]) // half incompressible
+		obj, mk := seal(t, raw)
+		plain, err := ageOpen(obj, mk)
+		if err != nil {
+			t.Fatalf("n=%d: age cannot open the object: %v", n, err)
+		}
+		small := int64(len(obj)) <= smallLimit
+		if small && !bytes.HasPrefix(obj, []byte(cairnHeader+" ")) {
+			t.Fatalf("n=%d: a small object without the cairn header", n)
+		}
+		if small {
+			got, err := openSmall(bytes.NewReader(obj), int64(len(obj)), mk.FileKey[:])
+			if err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("n=%d: openSmall: %v", n, err)
+			}
+		}
+		r, err := Open(bytes.NewReader(obj), int64(len(obj)), mk)
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if got, err := r.Bytes(); err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("n=%d: round trip differs (%v)", n, err)
+		}
+	}
+	// Two seals of the same bytes share nothing: file key and nonce are
+	// fresh each time.
+	a, mka := seal(t, []byte("same"))
+	b, mkb := seal(t, []byte("same"))
+	if mka.FileKey == mkb.FileKey || bytes.Equal(a[headerLen:headerLen+nonceLen], b[headerLen:headerLen+nonceLen]) {
+		t.Fatal("file key or payload nonce reused")
+	}
+}
