@@ -30,6 +30,10 @@ const (
 	smallLimit = int64(headerLen + nonceLen + chunkSize + chacha20poly1305.Overhead)
 )
 
+// macEncoding is age's: unpadded, and strict (the unused bits of the last
+// character must be zero), so that one MAC has one spelling.
+var macEncoding = base64.RawStdEncoding.Strict()
+
 var errNotSmall = errors.New("payload: not a single-chunk object with the cairn header")
 
 // openSmall returns the plaintext of a single-chunk object with the cairn
@@ -48,7 +52,7 @@ func openSmall(src io.ReaderAt, encryptedSize int64, fileKey []byte) ([]byte, er
 		return nil, errNotSmall
 	}
 	var mac [sha256.Size]byte
-	if n, err := base64.RawStdEncoding.Decode(mac[:], buf[len(cairnHeader)+1:headerLen-1]); err != nil || n != len(mac) {
+	if n, err := macEncoding.Decode(mac[:], buf[len(cairnHeader)+1:headerLen-1]); err != nil || n != len(mac) {
 		return nil, errNotSmall // not age's canonical encoding: let age judge it
 	}
 	hk, err := hkdf.Key(sha256.New, fileKey, nil, "header", sha256.Size)
