@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"context"
 	"fmt"
 	"io"
 )
@@ -10,16 +11,25 @@ import (
 // r has nothing after them, so an HTTP request carrying it never completes
 // for a reader longer than announced. It is deliberately not an io.Seeker,
 // so minio-go never retries a PUT on its own.
+//
+// Once ctx (the current attempt's) is done it gives nothing more, and never
+// the last bytes: the transport then aborts the request instead of writing
+// the rest of a buffered body after the cancellation, which let a server
+// store a Put that had been canceled midway.
 type exactReader struct {
 	r    io.Reader
 	size int64
 	n    int64 // bytes passed on
-	err  error // the reader's failure, sticky until reset
+	err  error // the reader's failure, sticky (a retry makes a new exactReader)
+	ctx  context.Context
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
 	if e.err != nil {
 		return 0, e.err
+	}
+	if err := e.done(); err != nil {
+		return 0, err
 	}
 	left := e.size - e.n
 	if left == 0 {
@@ -34,6 +44,9 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		if perr := e.probe(); perr != nil {
 			return 0, perr // withhold the last bytes: the request stays short
 		}
+		if derr := e.done(); derr != nil {
+			return 0, derr // canceled meanwhile: the same
+		}
 		return n, nil
 	}
 	switch {
@@ -45,6 +58,17 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		return n, e.err
 	}
 	return n, nil
+}
+
+// done reports the end of the attempt; not sticky, so a retry may go on.
+func (e *exactReader) done() error {
+	if e.ctx == nil {
+		return nil
+	}
+	if err := e.ctx.Err(); err != nil {
+		return fmt.Errorf("upload stopped after %d bytes: %w", e.n, err)
+	}
+	return nil
 }
 
 // probe checks that r is at its end.
@@ -65,9 +89,4 @@ func (e *exactReader) probe() error {
 	}
 	e.err = fmt.Errorf("read after %d bytes: %w", e.n, io.ErrNoProgress)
 	return e.err
-}
-
-// reset prepares a retry after the underlying reader was rewound.
-func (e *exactReader) reset() {
-	e.n, e.err = 0, nil
 }

@@ -287,7 +287,10 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) er
 					return fmt.Errorf("rewind the body for a retry: %w (after %v)", err, lastErr)
 				}
 			}
-			body.reset()
+			// A fresh reader: the transport may still read the failed
+			// attempt's after it ended; that one's done context keeps it
+			// off r.
+			body = &exactReader{r: r, size: size}
 		}
 		timedOut, err := s.putOnce(ctx, name, body, size, token)
 		if err == nil {
@@ -346,6 +349,7 @@ func (s *Store) putOnce(ctx context.Context, name string, body *exactReader, siz
 		DisableMultipart: true,
 	}
 	opts.SetMatchETagExcept("*") // If-None-Match: *
+	body.ctx = actx
 	_, err = s.client.PutObject(actx, s.bucket, name, body, size, opts)
 	return err != nil && actx.Err() != nil && ctx.Err() == nil, err
 }

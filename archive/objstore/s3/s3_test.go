@@ -3,6 +3,7 @@ package s3
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -354,5 +355,41 @@ func TestPutFrozenServerGetsNoBody(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := f.bodyBytes.Load(); n != 0 {
 		t.Errorf("the frozen server received %d body bytes; a failed Put must not have sent any", n)
+	}
+}
+
+// cancelMidway cancels a context once n bytes were read through it.
+type cancelMidway struct {
+	r      io.Reader
+	n      int
+	cancel func()
+}
+
+func (c *cancelMidway) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.n -= n; c.n <= 0 {
+		c.cancel()
+	}
+	return n, err
+}
+
+// A Put canceled while its body is being sent stores nothing, however fast
+// the server reads: the body gives no byte after the cancellation, and
+// never its last ones, so the request cannot complete.
+func TestPutCanceledMidwayStoresNothing(t *testing.T) {
+	f, s := openFake(t, nil)
+	big := bytes.Repeat([]byte("m"), 4<<20)
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(t.Context())
+		key := fmt.Sprintf("mid%d", i)
+		err := s.Put(ctx, key, &cancelMidway{r: bytes.NewReader(big), n: len(big) / 2, cancel: cancel}, int64(len(big)))
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Put canceled midway: %v, want context.Canceled", err)
+		}
+		time.Sleep(20 * time.Millisecond) // let the server finish what it got
+		if _, ok := f.object(key); ok {
+			t.Fatalf("attempt %d: the server stored a Put canceled midway", i)
+		}
 	}
 }
