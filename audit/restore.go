@@ -3,11 +3,12 @@ package audit
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
+	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/cairn-archive/cairn/archive/objstore"
 )
@@ -78,35 +79,16 @@ func (l *Log) catchUp(ctx context.Context) (added int, err error) {
 			// older state (a fork) is caught here, not by a sealer that
 			// would retry forever.
 			for _, e := range entries {
-				var h Hash
-				if err := l.rdb.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, int64(e.Seq)).Scan(prevBytes(&h)); err != nil {
-					return added, fmt.Errorf("audit: open: read entry %d: %w", e.Seq, err)
-				}
-				if h != e.Hash {
-					return added, fmt.Errorf("%w: entry %d in the database differs from segment %s (the database went on from an older copy?)", ErrTampered, e.Seq, key)
+				if err := sameAsStored(ctx, l.rdb, e, key); err != nil {
+					return added, err
 				}
 			}
 			return added, nil
 		}
 
-		tmp, err := rangeFactory.NewRange(l.sl.rng.Begin(), l.sl.rng.End(), l.sl.rng.Hashes())
+		tmp, signed, err := l.nextCheckpoint(entries, last)
 		if err != nil {
 			return added, err
-		}
-		for i := range entries {
-			if err := tmp.Append(hasher.HashLeaf(entries[i].Bytes), nil); err != nil {
-				return added, err
-			}
-		}
-		rootb, err := tmp.GetRootHash(nil)
-		if err != nil {
-			return added, err
-		}
-		var root Hash
-		copy(root[:], rootb)
-		signed, err := note.Sign(&note.Note{Text: Checkpoint{Origin: l.opts.Origin, Size: last, Root: root}.Text()}, l.opts.Signer)
-		if err != nil {
-			return added, fmt.Errorf("audit: open: sign checkpoint %d: %w", last, err)
 		}
 		cpKey := CheckpointKey(l.opts.Origin, last)
 		switch stored, err := getAll(ctx, st, cpKey); {
@@ -120,7 +102,7 @@ func (l *Log) catchUp(ctx context.Context) (added int, err error) {
 			return added, fmt.Errorf("%w: checkpoint %s does not match segment %s", ErrTampered, cpKey, key)
 		}
 
-		n, err := l.insertSealed(ctx, key, cpKey, signed, tmp.Hashes(), entries)
+		n, err := l.insertSealed(ctx, key, cpKey, signed, tmp, entries)
 		if err != nil {
 			return added, err
 		}
@@ -135,7 +117,7 @@ func (l *Log) catchUp(ctx context.Context) (added int, err error) {
 // insertSealed records, in one transaction, the entries of a verified
 // segment that the database lacks and the segment's seal. The entries it
 // already has must be the segment's.
-func (l *Log) insertSealed(ctx context.Context, key, cpKey string, signed []byte, rng [][]byte, entries []Entry) (int, error) {
+func (l *Log) insertSealed(ctx context.Context, key, cpKey string, signed []byte, rng *compact.Range, entries []Entry) (int, error) {
 	tx, err := l.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -149,12 +131,8 @@ func (l *Log) insertSealed(ctx context.Context, key, cpKey string, signed []byte
 	n := 0
 	for _, e := range entries {
 		if int64(e.Seq) <= head {
-			var h Hash
-			if err := tx.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, int64(e.Seq)).Scan(prevBytes(&h)); err != nil {
-				return 0, fmt.Errorf("audit: open: read entry %d: %w", e.Seq, err)
-			}
-			if h != e.Hash {
-				return 0, fmt.Errorf("%w: entry %d in the database differs from segment %s", ErrTampered, e.Seq, key)
+			if err := sameAsStored(ctx, tx, e, key); err != nil {
+				return 0, err
 			}
 			continue
 		}
@@ -164,13 +142,23 @@ func (l *Log) insertSealed(ctx context.Context, key, cpKey string, signed []byte
 		}
 		n++
 	}
-	var hs []byte
-	for _, h := range rng {
-		hs = append(hs, h...)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO seals(last, first, segment, checkpoint, note, range, sealed) VALUES(?, ?, ?, ?, ?, ?, ?)`,
-		int64(last), int64(first), key, cpKey, signed, hs, time.Now().UnixNano()); err != nil {
+	if err := recordSeal(ctx, tx, first, last, key, cpKey, signed, rng); err != nil {
 		return 0, fmt.Errorf("audit: open: record seal %s: %w", key, err)
 	}
 	return n, tx.Commit()
+}
+
+// sameAsStored checks that the database holds e, from segment key, as the
+// segment does.
+func sameAsStored(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, e Entry, key string) error {
+	var h Hash
+	if err := q.QueryRowContext(ctx, `SELECT hash FROM events WHERE seq = ?`, int64(e.Seq)).Scan(prevBytes(&h)); err != nil {
+		return fmt.Errorf("audit: open: read entry %d: %w", e.Seq, err)
+	}
+	if h != e.Hash {
+		return fmt.Errorf("%w: entry %d in the database differs from segment %s (the database went on from an older copy?)", ErrTampered, e.Seq, key)
+	}
+	return nil
 }

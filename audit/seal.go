@@ -266,26 +266,9 @@ func (l *Log) sealSegment(ctx context.Context, first, last Seq) error {
 		return fmt.Errorf("audit: seal %s: appeared meanwhile: %w", key, err)
 	}
 
-	rng := l.sl.rng
-	tmp, err := rangeFactory.NewRange(rng.Begin(), rng.End(), rng.Hashes())
+	tmp, signed, err := l.nextCheckpoint(entries, last)
 	if err != nil {
 		return err
-	}
-	for i := range entries {
-		if err := tmp.Append(hasher.HashLeaf(entries[i].Bytes), nil); err != nil {
-			return err
-		}
-	}
-	rootb, err := tmp.GetRootHash(nil)
-	if err != nil {
-		return err
-	}
-	var root Hash
-	copy(root[:], rootb)
-	cp := Checkpoint{Origin: l.opts.Origin, Size: last, Root: root}
-	signed, err := note.Sign(&note.Note{Text: cp.Text()}, l.opts.Signer)
-	if err != nil {
-		return fmt.Errorf("audit: sign checkpoint %d: %w", last, err)
 	}
 	cpKey := CheckpointKey(l.opts.Origin, last)
 	if err := st.Put(ctx, cpKey, bytes.NewReader(signed), int64(len(signed))); errors.Is(err, objstore.ErrExist) {
@@ -301,16 +284,52 @@ func (l *Log) sealSegment(ctx context.Context, first, last Seq) error {
 	} else if err != nil {
 		return fmt.Errorf("audit: seal %s: %w", cpKey, err)
 	}
-	var hs []byte
-	for _, h := range tmp.Hashes() {
-		hs = append(hs, h...)
-	}
-	if _, err := l.wdb.ExecContext(ctx, `INSERT INTO seals(last, first, segment, checkpoint, note, range, sealed) VALUES(?, ?, ?, ?, ?, ?, ?)`,
-		int64(last), int64(first), key, cpKey, signed, hs, time.Now().UnixNano()); err != nil {
+	if err := recordSeal(ctx, l.wdb, first, last, key, cpKey, signed, tmp); err != nil {
 		return fmt.Errorf("audit: seal: record %s: %w", key, err)
 	}
 	l.sl.sealed, l.sl.rng, l.sl.cp = last, tmp, signed
 	return nil
+}
+
+// nextCheckpoint returns the Merkle range after the sealed one with entries
+// (which follow it) appended, and the signed checkpoint of its size last.
+func (l *Log) nextCheckpoint(entries []Entry, last Seq) (*compact.Range, []byte, error) {
+	rng := l.sl.rng
+	tmp, err := rangeFactory.NewRange(rng.Begin(), rng.End(), rng.Hashes())
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range entries {
+		if err := tmp.Append(hasher.HashLeaf(entries[i].Bytes), nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	rootb, err := tmp.GetRootHash(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var root Hash
+	copy(root[:], rootb)
+	cp := Checkpoint{Origin: l.opts.Origin, Size: last, Root: root}
+	signed, err := note.Sign(&note.Note{Text: cp.Text()}, l.opts.Signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: sign checkpoint %d: %w", last, err)
+	}
+	return tmp, signed, nil
+}
+
+// recordSeal records the seal of segment key (entries first..last) and its
+// checkpoint, with the Merkle range that loadSeal resumes from.
+func recordSeal(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, first, last Seq, key, cpKey string, signed []byte, rng *compact.Range) error {
+	var hs []byte
+	for _, h := range rng.Hashes() {
+		hs = append(hs, h...)
+	}
+	_, err := db.ExecContext(ctx, `INSERT INTO seals(last, first, segment, checkpoint, note, range, sealed) VALUES(?, ?, ?, ?, ?, ?, ?)`,
+		int64(last), int64(first), key, cpKey, signed, hs, time.Now().UnixNano())
+	return err
 }
 
 // SealStatus reports how far the object store copy lags, for metrics.
