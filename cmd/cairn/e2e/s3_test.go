@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -70,6 +71,34 @@ func (s *s3Server) signal(sig syscall.Signal) {
 	s.t.Helper()
 	if err := syscall.Kill(s.pid, sig); err != nil {
 		s.t.Fatalf("versitygw pid %d: %v: %v", s.pid, sig, err)
+	}
+}
+
+// waitStopped returns once every thread of versitygw is stopped: kill(2)
+// returns before a SIGSTOP has taken effect, and on a loaded machine the
+// server once answered a whole probe in between (TestObjectStoreOutage saw
+// a 250 in 23 ms after the signal).
+func (s *s3Server) waitStopped() {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", s.pid))
+		stopped := len(tasks) > 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("versitygw pid %d did not stop within 10 s of SIGSTOP", s.pid)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -221,7 +250,7 @@ func TestObjectStoreOutage(t *testing.T) {
 		checkAcked(t, in, run+"-probe", []smtptest.Ack{{N: probe, Seq: seq, Reply: r}}, 0)
 	}
 	outage("SIGSTOP", messages/5,
-		func() { s3.signal(syscall.SIGSTOP) },
+		func() { s3.signal(syscall.SIGSTOP); s3.waitStopped() },
 		func() { s3.signal(syscall.SIGCONT) })
 	outage("kill -9", messages/2, s3.kill9, s3.restart)
 
