@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/cairn-archive/cairn/ingest"
 )
@@ -496,4 +497,46 @@ func TestSilentServerTimesOut(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 	t.Logf("%v", res[0].Err)
+}
+
+// TestMemServerIdleReportsPending holds the test server to what the IDLE
+// tests above rely on and real servers do: a message added between a
+// client's last command and its IDLE is announced when IDLE begins (go-imap
+// patch 9), not with the next change only.
+func TestMemServerIdleReportsPending(t *testing.T) {
+	m := newMemServer(t, fullCaps(), nil)
+	exists := make(chan uint32, 4)
+	c, err := imapclient.DialInsecure(fmt.Sprintf("127.0.0.1:%d", m.port), &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					exists <- *d.NumMessages
+				}
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(testUser, testPass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	m.add("INBOX", testMessage(1, 100))
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	select {
+	case n := <-exists:
+		if n != 1 {
+			t.Fatalf("EXISTS %d, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message added before IDLE was not announced")
+	}
 }

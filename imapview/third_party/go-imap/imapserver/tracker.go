@@ -205,6 +205,15 @@ func (t *SessionTracker) Idle(w *UpdateWriter, stop <-chan struct{}) error {
 	if !ok {
 		return fmt.Errorf("imapserver: only a single SessionTracker.Idle call is allowed at a time")
 	}
+	// cairn patch 9: report the changes queued before IDLE began (since the
+	// session's last command) at once, as real servers do, instead of only
+	// with the next change.
+	t.mutex.Lock()
+	pending := len(t.queue) > 0
+	t.mutex.Unlock()
+	if pending {
+		updates <- struct{}{}
+	}
 
 	defer func() {
 		t.mutex.Lock()
