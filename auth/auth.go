@@ -82,6 +82,22 @@ CREATE TABLE IF NOT EXISTS flags(
 	PRIMARY KEY (user, message, flag)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS flags_by_flag ON flags(user, flag, message);
+CREATE TABLE IF NOT EXISTS numbered(
+	folder      TEXT PRIMARY KEY, -- the IMAP view's key: case/<id>, inbox/<scope>
+	uidvalidity INTEGER NOT NULL,
+	epoch       INTEGER NOT NULL, -- the hold changes the members were last computed for
+	scanned     INTEGER NOT NULL, -- the ledger seq up to which they were
+	next_uid    INTEGER NOT NULL,
+	gen         INTEGER NOT NULL  -- counts the updates that removed members
+);
+CREATE TABLE IF NOT EXISTS numbering(
+	folder   TEXT NOT NULL,
+	uid      INTEGER NOT NULL,
+	message  INTEGER NOT NULL,    -- message ledger seq
+	left_gen INTEGER,             -- numbered.gen of the update it left with
+	PRIMARY KEY (folder, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS numbering_live ON numbering(folder, message) WHERE left_gen IS NULL;
 `
 
 // DB is the access database. Safe for concurrent use.

@@ -3,7 +3,6 @@ package imapview
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,12 +38,6 @@ type folder struct {
 	caseID string
 	year   int // kindDate; kindContainer "Dates/<yyyy>"
 	month  int
-	// pinned, when not nil, keeps the first members query of each case
-	// this folder is made of: a selected folder's picture must not change
-	// below its top when a hold is placed or released meanwhile (sequence
-	// numbers would shift unannounced). A new SELECT sees the new holds,
-	// with a greater UIDVALIDITY.
-	pinned map[string]sqlPart
 }
 
 var errNoFolder = fmt.Errorf("no such folder")
@@ -122,7 +115,9 @@ func scopeCond(s auth.Scope, col string) sqlPart {
 // the message into the folder (the message entry itself, or for a
 // custodian's folder its first delivery to that custodian), so UIDs are
 // stable, never reused, and a message that joins a folder later gets a UID
-// above every earlier one.
+// above every earlier one. Folders whose members depend on holds are
+// numbered in access.db instead (numbering.go); their rows include the
+// members that left, which liveRowsOf leaves out.
 func (v *viewer) membersSQL(ctx context.Context, f *folder, lo, hi int64) (sqlPart, error) {
 	s := v.scope
 	switch f.kind {
@@ -136,11 +131,7 @@ func (v *viewer) membersSQL(ctx context.Context, f *folder, lo, hi int64) (sqlPa
 		if !s.CoversCase(f.caseID) || v.cases == nil {
 			return sqlPart{}, errNoFolder
 		}
-		m, err := v.caseMembers(ctx, f, f.caseID)
-		if err != nil {
-			return sqlPart{}, err
-		}
-		return sqlPart{`SELECT k, msg FROM (` + m.q + `) WHERE k BETWEEN ? AND ?`, append(slices.Clip(m.args), lo, hi)}, nil
+		return numberedSQL(v.numberKey(f), lo, hi), nil
 	case kindInbox, kindDate:
 		var base sqlPart
 		if s.All {
@@ -152,30 +143,20 @@ func (v *viewer) membersSQL(ctx context.Context, f *folder, lo, hi int64) (sqlPa
 			}
 			return base, nil
 		}
-		// A scoped account's INBOX: every message of a custodian in scope
-		// or held for a case in scope, numbered by the first entry that
-		// brought it into scope.
-		var unions []string
+		// A scoped account's INBOX: every message of a custodian in scope,
+		// numbered by its first delivery to one; with cases in scope, also
+		// every message they hold, numbered in access.db (numbering.go).
+		var q string
 		var args []any
-		if c := scopeCond(s, "addr"); c.q != "" {
-			unions = append(unions, `SELECT delivery AS k, message AS msg FROM custodians WHERE `+c.q)
-			args = append(args, c.args...)
-		}
-		if v.cases != nil {
-			for _, id := range s.Cases {
-				m, err := v.caseMembers(ctx, f, id)
-				if err != nil {
-					return sqlPart{}, err
-				}
-				unions = append(unions, `SELECT k, msg FROM (`+m.q+`)`)
-				args = append(args, m.args...)
-			}
-		}
-		if len(unions) == 0 {
+		if key := v.numberKey(f); key != "" {
+			n := numberedSQL(key, lo, hi)
+			q, args = n.q, n.args
+		} else if c := scopeCond(s, "addr"); c.q != "" {
+			q = `SELECT MIN(delivery) AS k, message AS msg FROM custodians WHERE ` + c.q + ` GROUP BY message HAVING MIN(delivery) BETWEEN ? AND ?`
+			args = append(c.args, lo, hi)
+		} else {
 			return sqlPart{`SELECT 0 AS k, 0 AS msg WHERE 0`, nil}, nil
 		}
-		q := `SELECT MIN(k) AS k, msg FROM (` + strings.Join(unions, " UNION ALL ") + `) GROUP BY msg HAVING MIN(k) BETWEEN ? AND ?`
-		args = append(args, lo, hi)
 		if f.kind == kindDate {
 			from, to := f.monthRange()
 			q = `SELECT s.k AS k, s.msg AS msg FROM (` + q + `) s JOIN deliveries dd ON dd.seq = s.msg WHERE dd.received_at >= ? AND dd.received_at < ?`
@@ -184,24 +165,4 @@ func (v *viewer) membersSQL(ctx context.Context, f *folder, lo, hi int64) (sqlPa
 		return sqlPart{q, args}, nil
 	}
 	return sqlPart{}, errNoFolder
-}
-
-// caseMembers is the members query of case id for folder f: the
-// CaseSource's current one, or the one f pinned when first asked. The
-// source is asked every time, so that it brings its full-text index up to
-// date for messages archived since.
-func (v *viewer) caseMembers(ctx context.Context, f *folder, id string) (sqlPart, error) {
-	q, args, err := v.cases.Members(ctx, id)
-	if err != nil {
-		return sqlPart{}, err
-	}
-	if f.pinned == nil {
-		return sqlPart{q, args}, nil
-	}
-	if p, ok := f.pinned[id]; ok {
-		return p, nil
-	}
-	p := sqlPart{q, slices.Clip(args)}
-	f.pinned[id] = p
-	return p, nil
 }

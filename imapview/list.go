@@ -251,7 +251,7 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.Sta
 	if !f.selectable() {
 		return nil, errNoSelect
 	}
-	uv, err := s.viewer.uidValidity(ctx, s.srv.uidValidity, f)
+	nst, err := s.viewer.numbering(ctx, s.srv.uidValidity, f)
 	if err != nil {
 		return nil, s.fail("status", err)
 	}
@@ -259,18 +259,18 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.Sta
 	if err != nil {
 		return nil, s.fail("status", err)
 	}
-	count, _, next, err := s.viewer.folderStats(ctx, f, mark)
+	count, _, next, err := s.viewer.folderStats(ctx, f, mark, nst.Gen)
 	if err != nil {
 		return nil, s.fail("status", err)
 	}
-	data := &imap.StatusData{Mailbox: mailbox, UIDNext: imap.UID(next + 1), UIDValidity: uv}
+	data := &imap.StatusData{Mailbox: mailbox, UIDNext: imap.UID(next + 1), UIDValidity: nst.UIDValidity}
 	n := uint32(count)
 	zero := uint32(0)
 	data.NumMessages = &n
 	data.NumRecent = &zero
 	data.NumDeleted = &zero
 	if options.NumUnseen || options.Size {
-		live, err := s.viewer.liveRowsOf(ctx, f, 0, maxKey, mark)
+		live, err := s.viewer.liveRowsOf(ctx, f, 0, maxKey, mark, nst.Gen)
 		if err != nil {
 			return nil, s.fail("status", err)
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
 
 // TestScopes: an account scoped to a custodian or a domain sees only those
@@ -105,11 +107,14 @@ func (g *growingCase) Epoch(context.Context, string) (uint32, error) {
 	return g.epoch, nil
 }
 
-// A hold that brings older messages into a case gives them UIDs below the
-// folder's UIDNEXT: the folder's UIDVALIDITY must then grow (RFC 9051
-// §2.3.1.1), or a client that synced the folder before never fetches them.
-// A session that has the folder selected keeps its picture.
-func TestCaseUIDValidityGrowsWithHolds(t *testing.T) {
+// A case folder's members change with its holds: a hold placed later brings
+// in older messages, a release takes some out. Its UIDVALIDITY never
+// changes (RFC 9051 §2.3.1.1): newcomers get UIDs above every earlier one,
+// whatever their ledger seq, so a client that synced the folder fetches them
+// like new mail; leavers are expunged from a session that has the folder
+// selected; a UID is never given again, also when a message comes back. The
+// same holds for the INBOX of an account scoped to the case.
+func TestCaseFolderNumbering(t *testing.T) {
 	g := &growingCase{epoch: 1}
 	f := newFixture(t, fixtureOpts{generated: 20, opts: func(o *Options) { o.Cases = g }})
 	g.from = f.genSeqs[10]
@@ -121,56 +126,133 @@ func TestCaseUIDValidityGrowsWithHolds(t *testing.T) {
 	}
 	look := func(c *imapclient.Client, folder string) seen {
 		t.Helper()
-		sel, err := c.Select(folder, nil).Wait()
+		st, err := c.Status(folder, &imap.StatusOptions{UIDValidity: true, UIDNext: true, NumMessages: true}).Wait()
 		if err != nil {
-			t.Fatalf("select %s: %v", folder, err)
+			t.Fatalf("status %s: %v", folder, err)
 		}
-		st, err := c.Status(folder, &imap.StatusOptions{UIDValidity: true, UIDNext: true}).Wait()
-		if err != nil || st.UIDValidity != sel.UIDValidity || st.UIDNext != sel.UIDNext {
-			t.Fatalf("status %s: %+v %v, select said %+v", folder, st, err, sel)
+		return seen{st.UIDValidity, st.UIDNext, *st.NumMessages}
+	}
+	// uidsOf maps each UID of the folder to the message's generated index.
+	uidsOf := func(c *imapclient.Client, folder string) map[imap.UID]int {
+		t.Helper()
+		if _, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			t.Fatal(err)
 		}
-		return seen{sel.UIDValidity, sel.UIDNext, sel.NumMessages}
+		msgs, err := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Envelope: true}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[imap.UID]int{}
+		for _, m := range msgs {
+			i := slices.IndexFunc(f.gen, func(g gen.Message) bool { return m.Envelope.MessageID == g.MessageID })
+			if i < 0 {
+				t.Fatalf("%s UID %d: Message-ID %q is no generated message", folder, m.UID, m.Envelope.MessageID)
+			}
+			out[m.UID] = i
+		}
+		return out
 	}
-	auditor := f.client("auditor", f.password)
-	scoped := f.client("case-only", pw)
-	before := look(auditor, "Cases/C-1")
-	beforeInbox := look(scoped, "INBOX")
-	if before.n != 10 || beforeInbox.n != 10 {
-		t.Fatalf("first hold: Cases/C-1 %+v, scoped INBOX %+v; want 10 messages", before, beforeInbox)
-	}
-	if before.uv == f.srv.UIDValidity() {
-		t.Errorf("Cases/C-1 has the archive's UIDVALIDITY %d", before.uv)
-	}
-	if in := look(auditor, "INBOX"); in.uv != f.srv.UIDValidity() {
-		t.Errorf("the auditor's INBOX UIDVALIDITY %d, want the archive's %d", in.uv, f.srv.UIDValidity())
-	}
-	// A third session keeps Cases/C-1 selected across the change.
+	// A session that keeps Cases/C-1 selected across the changes.
 	held := f.client("auditor", f.password)
 	if _, err := held.Select("Cases/C-1", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
+	// heldSees checks what the session that keeps Cases/C-1 selected was
+	// told when it polled: EXISTS for newcomers, EXPUNGE for leavers.
+	heldSees := func(want []imap.UID) {
+		t.Helper()
+		if err := held.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		sd, err := held.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sd.AllUIDs(); !slices.Equal(got, want) || held.Mailbox().NumMessages != uint32(len(want)) {
+			t.Fatalf("the session with Cases/C-1 selected: UID SEARCH ALL %v, %d messages; want %v", got, held.Mailbox().NumMessages, want)
+		}
+	}
+	uidRange := func(lo, hi imap.UID) []imap.UID {
+		var out []imap.UID
+		for u := lo; u <= hi; u++ {
+			out = append(out, u)
+		}
+		return out
+	}
+	setHolds := func(from uint64) {
+		g.mu.Lock()
+		g.from = from
+		g.epoch++
+		g.mu.Unlock()
+	}
+	auditor := f.client("auditor", f.password)
+	scoped := f.client("case-only", pw)
+	for _, folder := range []struct {
+		c    *imapclient.Client
+		name string
+	}{{auditor, "Cases/C-1"}, {scoped, "INBOX"}} {
+		before := look(folder.c, folder.name)
+		if before.n != 10 || before.next != 11 {
+			t.Fatalf("%s, first hold: %+v; want 10 messages, UIDNEXT 11", folder.name, before)
+		}
+		if before.uv == f.srv.UIDValidity() {
+			t.Errorf("%s has the archive's UIDVALIDITY %d", folder.name, before.uv)
+		}
+		first := uidsOf(folder.c, folder.name)
+		for uid, i := range first {
+			if uid < 1 || uid > 10 || i < 10 {
+				t.Fatalf("%s, first hold: UID %d is generated message %d", folder.name, uid, i)
+			}
+		}
 
-	g.mu.Lock()
-	g.from, g.epoch = 0, 2
-	g.mu.Unlock()
+		// A second hold brings in the ten older messages: UIDs 11-20.
+		setHolds(0)
+		after := look(folder.c, folder.name)
+		if after.uv != before.uv || after.n != 20 || after.next != 21 {
+			t.Fatalf("%s, second hold: %+v, before %+v; want the same UIDVALIDITY, 20 messages, UIDNEXT 21", folder.name, after, before)
+		}
+		both := uidsOf(folder.c, folder.name)
+		for uid, i := range first {
+			if both[uid] != i {
+				t.Fatalf("%s: UID %d was message %d, is %d", folder.name, uid, i, both[uid])
+			}
+		}
+		for uid := imap.UID(11); uid <= 20; uid++ {
+			if i, ok := both[uid]; !ok || i >= 10 {
+				t.Fatalf("%s, second hold: UID %d is message %d (%v), want an older one", folder.name, uid, i, ok)
+			}
+		}
+		if folder.name == "Cases/C-1" {
+			heldSees(uidRange(1, 20))
+		}
 
-	after := look(auditor, "Cases/C-1")
-	afterInbox := look(scoped, "INBOX")
-	if after.n != 20 || afterInbox.n != 20 {
-		t.Fatalf("second hold: Cases/C-1 %+v, scoped INBOX %+v; want 20 messages", after, afterInbox)
-	}
-	if after.uv <= before.uv || afterInbox.uv <= beforeInbox.uv {
-		t.Errorf("UIDVALIDITY did not grow with a hold that brought in UIDs below UIDNEXT: Cases/C-1 %d -> %d, scoped INBOX %d -> %d",
-			before.uv, after.uv, beforeInbox.uv, afterInbox.uv)
-	}
-	if after.next != before.next {
-		t.Errorf("UIDNEXT %d -> %d although no message was archived", before.next, after.next)
-	}
-	// The session that kept the folder selected sees its picture: the ten
-	// messages it knew (the older ones would break UID order there).
-	sd, err := held.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
-	if err != nil || len(sd.AllUIDs()) != 10 {
-		t.Errorf("the session selected across the change: SEARCH ALL %v %v, want its 10 messages", sd, err)
+		// The second hold is released: the older ones leave.
+		setHolds(f.genSeqs[10])
+		if st := look(folder.c, folder.name); st.uv != before.uv || st.n != 10 || st.next != 21 {
+			t.Fatalf("%s, after the release: %+v; want the same UIDVALIDITY, 10 messages, UIDNEXT 21", folder.name, st)
+		}
+		if folder.name == "Cases/C-1" {
+			heldSees(uidRange(1, 10))
+		}
+		// And come back: with new UIDs, never the ones they had.
+		setHolds(0)
+		again := uidsOf(folder.c, folder.name)
+		if st := look(folder.c, folder.name); st.uv != before.uv || st.n != 20 || st.next != 31 {
+			t.Fatalf("%s, back again: %+v; want the same UIDVALIDITY, 20 messages, UIDNEXT 31", folder.name, st)
+		}
+		for uid := imap.UID(11); uid <= 20; uid++ {
+			if _, ok := again[uid]; ok {
+				t.Fatalf("%s: UID %d given again", folder.name, uid)
+			}
+		}
+		if folder.name == "Cases/C-1" {
+			heldSees(append(uidRange(1, 10), uidRange(21, 30)...))
+		}
+		// Back to the first hold for the next folder.
+		setHolds(f.genSeqs[10])
+		if folder.name == "Cases/C-1" {
+			heldSees(uidRange(1, 10))
+		}
 	}
 }
 

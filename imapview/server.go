@@ -70,6 +70,9 @@ type Server struct {
 	db          *stmtDB
 	uidValidity uint32
 	aheadUsed   atomic.Int64 // messages sent from a read-ahead (prefetch.go)
+	// numberMu serializes the renumbering of numbered folders (numbering.go)
+	// among this server's sessions.
+	numberMu sync.Mutex
 
 	// Two go-imap servers: one lets loopback clients log in before TLS,
 	// the other answers LOGINDISABLED until STARTTLS (RFC 9051 §6.2.3).

@@ -139,7 +139,8 @@ func (s *session) Login(username, password string) error {
 		s.user = nil
 		return s.fail("login", err)
 	}
-	s.viewer = &viewer{db: s.srv.db, scope: u.Scope, user: u.Name, cases: s.srv.opts.Cases}
+	s.viewer = &viewer{db: s.srv.db, scope: u.Scope, user: u.Name, cases: s.srv.opts.Cases,
+		acc: s.srv.opts.Accounts, numberMu: &s.srv.numberMu}
 	s.checked = time.Now()
 	return nil
 }

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cairn-archive/cairn/auth"
 )
@@ -17,6 +19,10 @@ type viewer struct {
 	scope auth.Scope
 	user  string
 	cases CaseSource
+	// acc keeps the numbering of numbered folders (numbering.go), under
+	// numberMu.
+	acc      *auth.DB
+	numberMu *sync.Mutex
 }
 
 const maxKey = math.MaxInt64
@@ -25,16 +31,21 @@ const maxKey = math.MaxInt64
 // the folder's members with k <= top that are live, or that a dispose or
 // erase entry after mark removed and the client has not yet been told
 // about (EXPUNGE). Messages join at the end only (UIDs ascend), so the
-// picture is defined by (top, mark) alone and nothing per message is
-// held in memory; sequence numbers are counted through narrow indexes.
+// picture is defined by (top, mark) alone, and nmark for a numbered folder,
+// and nothing per message is held in memory; sequence numbers are counted
+// through narrow indexes.
 type view struct {
 	*viewer
 	f        *folder
 	readOnly bool
 	mark     int64 // ledger seq up to which removals were reported
-	top      int64 // largest k the client knows; -1 when empty
-	count    int64 // messages in the picture
-	next     int64 // UIDNEXT - 1: above every member's k, removed ones included
+	// nmark is the generation of a numbered folder's numbering up to which
+	// members that left were reported, nnext its next UID when last polled
+	// (numbering.go); 0 for the others.
+	nmark, nnext int64
+	top          int64 // largest k the client knows; -1 when empty
+	count        int64 // messages in the picture
+	next         int64 // UIDNEXT - 1: above every member's k, removed ones included
 	// uidValidity is the folder's UIDVALIDITY when it was selected; the
 	// picture keeps its UIDs for the session even if it grows later.
 	uidValidity uint32
@@ -82,23 +93,29 @@ func (w *view) rows(ctx context.Context, lo, hi int64) (sqlPart, error) {
 	if hi > w.top {
 		hi = w.top
 	}
-	return w.liveRows(ctx, lo, hi, w.mark)
+	return w.liveRows(ctx, lo, hi, w.mark, w.nmark)
 }
 
 // liveRows: members with lo <= k <= hi that are live or were removed by an
-// entry after mark.
-func (v *viewer) liveRowsOf(ctx context.Context, f *folder, lo, hi, mark int64) (sqlPart, error) {
+// entry after mark (and, in a numbered folder, that did not leave in a
+// generation up to nmark).
+func (v *viewer) liveRowsOf(ctx context.Context, f *folder, lo, hi, mark, nmark int64) (sqlPart, error) {
 	m, err := v.membersSQL(ctx, f, lo, hi)
 	if err != nil {
 		return m, err
 	}
-	return sqlPart{`SELECT r.k AS k, r.msg AS msg FROM (` + m.q + `) r WHERE r.msg NOT IN (SELECT seq FROM messages
+	p := sqlPart{`SELECT r.k AS k, r.msg AS msg FROM (` + m.q + `) r WHERE r.msg NOT IN (SELECT seq FROM messages
 		WHERE state != 0 AND seq NOT IN (SELECT ref FROM entries WHERE seq > ? AND kind IN ('dispose', 'erase') AND ref IS NOT NULL))`,
-		append(m.args, mark)}, nil
+		append(m.args, mark)}
+	if key := v.numberKey(f); key != "" {
+		p.q += ` AND r.k + 1 NOT IN (SELECT uid FROM acc.` + auth.NumberingTable + ` WHERE folder = ? AND left_gen <= ?)`
+		p.args = append(p.args, key, nmark)
+	}
+	return p, nil
 }
 
-func (w *view) liveRows(ctx context.Context, lo, hi, mark int64) (sqlPart, error) {
-	return w.liveRowsOf(ctx, w.f, lo, hi, mark)
+func (w *view) liveRows(ctx context.Context, lo, hi, mark, nmark int64) (sqlPart, error) {
+	return w.liveRowsOf(ctx, w.f, lo, hi, mark, nmark)
 }
 
 // ledgerHead returns the seq of the newest ledger entry in the index (-1
@@ -111,8 +128,8 @@ func ledgerHead(ctx context.Context, db *stmtDB) (int64, error) {
 
 // folderStats counts a folder's live members now, with the largest k, and
 // the largest k of any member (removed ones included) for UIDNEXT.
-func (v *viewer) folderStats(ctx context.Context, f *folder, mark int64) (count, top, next int64, err error) {
-	live, err := v.liveRowsOf(ctx, f, 0, maxKey, mark)
+func (v *viewer) folderStats(ctx context.Context, f *folder, mark, nmark int64) (count, top, next int64, err error) {
+	live, err := v.liveRowsOf(ctx, f, 0, maxKey, mark, nmark)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -131,11 +148,7 @@ func (v *viewer) folderStats(ctx context.Context, f *folder, mark int64) (count,
 
 // open makes the picture of folder f as it is now.
 func (v *viewer) open(ctx context.Context, f *folder, readOnly bool, base uint32) (*view, error) {
-	// UIDVALIDITY before the picture, whose holds the folder pins: a hold
-	// placed in between then makes the next SELECT see a greater one, never
-	// this one with other members below UIDNEXT.
-	f.pinned = map[string]sqlPart{}
-	uv, err := v.uidValidity(ctx, base, f)
+	nst, err := v.numbering(ctx, base, f)
 	if err != nil {
 		return nil, err
 	}
@@ -143,8 +156,8 @@ func (v *viewer) open(ctx context.Context, f *folder, readOnly bool, base uint32
 	if err != nil {
 		return nil, err
 	}
-	w := &view{viewer: v, f: f, readOnly: readOnly, mark: mark, uidValidity: uv}
-	w.count, w.top, w.next, err = v.folderStats(ctx, f, mark)
+	w := &view{viewer: v, f: f, readOnly: readOnly, mark: mark, nmark: nst.Gen, nnext: nst.NextUID, uidValidity: nst.UIDValidity}
+	w.count, w.top, w.next, err = v.folderStats(ctx, f, mark, w.nmark)
 	if err != nil {
 		return nil, err
 	}
@@ -322,16 +335,25 @@ type update struct {
 // poll brings the picture up to date: members removed since mark (only
 // when the client may be told, allowExpunge) and members added after top.
 func (w *view) poll(ctx context.Context, allowExpunge bool) (*update, error) {
+	nmark, nnext := w.nmark, w.nnext
+	if w.numberKey(w.f) != "" {
+		nst, err := w.numbering(ctx, 0, w.f)
+		if err != nil {
+			return nil, err
+		}
+		nmark, nnext = nst.Gen, nst.NextUID
+	}
 	head, err := ledgerHead(ctx, w.db)
 	if err != nil {
 		return nil, err
 	}
 	u := &update{}
-	if head == w.mark {
+	if head == w.mark && nmark == w.nmark && nnext == w.nnext {
 		return u, nil
 	}
+	w.nnext = nnext
 	if allowExpunge {
-		gone, err := w.removedSince(ctx, head)
+		gone, err := w.removedSince(ctx, head, nmark)
 		if err != nil {
 			return nil, err
 		}
@@ -359,10 +381,10 @@ func (w *view) poll(ctx context.Context, allowExpunge bool) (*update, error) {
 			w.count -= int64(len(gone))
 			w.gen++
 		}
-		w.mark = head
+		w.mark, w.nmark = head, nmark
 	}
 	// Members added after top, as the picture (mark) sees them.
-	r, err := w.liveRows(ctx, w.top+1, maxKey, w.mark)
+	r, err := w.liveRows(ctx, w.top+1, maxKey, w.mark, w.nmark)
 	if err != nil {
 		return nil, err
 	}
@@ -385,31 +407,36 @@ func (w *view) poll(ctx context.Context, allowExpunge bool) (*update, error) {
 }
 
 // removedSince returns the k of the picture's members removed by a
-// dispose or erase entry after mark, up to head, ascending.
-func (w *view) removedSince(ctx context.Context, head int64) ([]int64, error) {
+// dispose or erase entry after mark, up to head, or (in a numbered folder)
+// that left in a generation after nmark, up to gen; ascending.
+func (w *view) removedSince(ctx context.Context, head, gen int64) ([]int64, error) {
+	if gen != w.nmark {
+		// The picture's members (up to top) less those of the new one.
+		was, err := w.liveRows(ctx, 0, w.top, w.mark, w.nmark)
+		if err != nil {
+			return nil, err
+		}
+		is, err := w.liveRows(ctx, 0, w.top, head, gen)
+		if err != nil {
+			return nil, err
+		}
+		return w.int64s(ctx, `SELECT k FROM (`+was.q+`) WHERE k NOT IN (SELECT k FROM (`+is.q+`)) ORDER BY k`,
+			append(slices.Clip(was.args), is.args...)...)
+	}
 	var any int
 	if err := w.db.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM entries WHERE seq > ? AND seq <= ? AND kind IN ('dispose', 'erase'))`, w.mark, head).Scan(&any); err != nil || any == 0 {
 		return nil, err
 	}
 	m, err := w.membersSQL(ctx, w.f, 0, w.top)
+	if w.numberKey(w.f) != "" {
+		// Not those that left before.
+		m, err = w.liveRows(ctx, 0, w.top, w.mark, w.nmark)
+	}
 	if err != nil {
 		return nil, err
 	}
-	rows, err := w.db.QueryContext(ctx, `SELECT DISTINCT r.k FROM (`+m.q+`) r WHERE r.msg IN (SELECT ref FROM entries
+	return w.int64s(ctx, `SELECT DISTINCT r.k FROM (`+m.q+`) r WHERE r.msg IN (SELECT ref FROM entries
 		WHERE seq > ? AND seq <= ? AND kind IN ('dispose', 'erase') AND ref IS NOT NULL) ORDER BY r.k`, append(m.args, w.mark, head)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var k int64
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
 }
 
 // inClause returns "(?,?,...)" and the args for ids.

@@ -28,11 +28,9 @@ func (m *Manager) Cases(ctx context.Context) ([]string, error) {
 // Members returns one SQL SELECT over the index database yielding (k, msg)
 // for the messages that the active holds of case id keep, by the same
 // criteria the disposal run obeys (HoldSpec.cond), each once: msg is the
-// message's ledger seq and k the same (a message archived after the hold
-// joins the case's folder at the end). A message that a later hold of the
-// same case brings in keeps its own, lower number; Epoch grows with that
-// hold, and the folder's UIDVALIDITY with it, so clients resynchronize.
-// A case without an active hold yields no row. For a hold whose query has
+// message's ledger seq and k the same. The IMAP view numbers the case's
+// folder itself, in the order messages join it; Epoch tells it when to
+// compute the members anew. A case without an active hold yields no row. For a hold whose query has
 // BODY or TEXT keys the full-text index is brought up to date first.
 func (m *Manager) Members(ctx context.Context, id string) (string, []any, error) {
 	hs, err := findHolds(ctx, m.db, id, false)
@@ -71,8 +69,8 @@ func (m *Manager) flushText(ctx context.Context, fullText bool) error {
 
 // Epoch counts the placements and releases of case id's holds: it grows
 // whenever the set of holds that Members obeys changes, and never shrinks
-// (hold records are kept forever). The IMAP view adds it to the folder's
-// UIDVALIDITY.
+// (hold records are kept forever). The IMAP view recomputes the case
+// folder's members when it grows.
 func (m *Manager) Epoch(ctx context.Context, id string) (uint32, error) {
 	var n int64
 	if err := m.db.QueryRowContext(ctx, `SELECT COUNT(*) + COUNT(released_at) FROM holds WHERE case_id = ?`, id).Scan(&n); err != nil {

@@ -5,7 +5,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,8 +17,9 @@ import (
 // (also one archived after the hold), and an account scoped to the case
 // sees those messages and nothing else; after the release the folder is
 // gone. Driven with Python imaplib. A second hold for the case that brings
-// in an older message (a UID below the folder's UIDNEXT) raises the
-// folder's UIDVALIDITY, so that clients refetch the folder.
+// in an older message gives it the folder's next UID under the same
+// UIDVALIDITY, so that mbsync, which synced the folder before, pulls it
+// like new mail.
 func TestIMAPCaseFolders(t *testing.T) {
 	h, imapAddr := newIMAPHTTPInstance(t)
 	deliver := func(i int, to string) { h.deliverFromAlice(t, "case", i, to) }
@@ -85,17 +88,24 @@ print(json.dumps(out))
 		t.Errorf("case-scoped Cases/C-9: %s, want %s", got, held)
 	}
 
-	// A client keeps Cases/C-9's UIDVALIDITY and UIDNEXT; a second hold
-	// (carol) adds message 1, numbered below that UIDNEXT. The folder's
-	// UIDVALIDITY grows, which tells the client to refetch the folder
-	// rather than only what lies above the UIDNEXT it knew.
+	// mbsync keeps Cases/C-9 in a Maildir; a second hold (carol) adds the
+	// older message 1. UIDVALIDITY stays, UIDNEXT grows by one, and the
+	// next mbsync run pulls the newcomer.
+	requireTools(t, "mbsync")
+	pull := mbsyncCase(t, host, port, "aud", "the right password", "Cases/C-9")
+	if n := pull(); n != 3 {
+		t.Fatalf("mbsync pulled %d messages of Cases/C-9, want 3", n)
+	}
 	before := caseStatus(t, host, port, "aud", "the right password", "Cases/C-9")
 	if r := curl(t, h.curl, "POST", h.base+"/api/v1/holds", h.tokens["legal"], map[string]any{"case": "C-9", "reason": "e2e, widened", "custodians": []string{"carol@example.com"}}); r.code != 201 {
 		t.Fatalf("place the second hold: %d %s", r.code, r.body)
 	}
 	after := caseStatus(t, host, port, "aud", "the right password", "Cases/C-9")
-	if after[0] <= before[0] || after[1] != before[1] || before[2] != 3 || after[2] != 4 {
-		t.Errorf("STATUS Cases/C-9 (UIDVALIDITY UIDNEXT MESSAGES) %v before the second hold, %v after; want a greater UIDVALIDITY, the same UIDNEXT, 3 then 4 messages", before, after)
+	if after[0] != before[0] || after[1] != before[1]+1 || before[2] != 3 || after[2] != 4 {
+		t.Errorf("STATUS Cases/C-9 (UIDVALIDITY UIDNEXT MESSAGES) %v before the second hold, %v after; want the same UIDVALIDITY, UIDNEXT one greater, 3 then 4 messages", before, after)
+	}
+	if n := pull(); n != 4 {
+		t.Errorf("after the second hold, mbsync has %d messages of Cases/C-9, want 4", n)
 	}
 	held = "[Subject: case 0 Subject: case 1 Subject: case 2 Subject: case 3]"
 	if got := fmt.Sprint(session("aud", "the right password")["Cases/C-9"]); got != held {
@@ -141,4 +151,51 @@ M.logout()
 		t.Fatalf("imaplib STATUS printed %q", out)
 	}
 	return st
+}
+
+// mbsyncCase returns a function that runs mbsync to pull folder into one
+// Maildir (kept across calls, with mbsync's sync state) and counts the
+// messages there.
+func mbsyncCase(t *testing.T, host, port, user, pw, folder string) func() int {
+	t.Helper()
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "mbsyncrc")
+	store := filepath.Join(dir, "store")
+	os.MkdirAll(store, 0o700)
+	os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount cairn
+Host %s
+Port %s
+User %s
+Pass "%s"
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore cairn
+Account cairn
+
+MaildirStore local
+Path %s/
+Inbox %s/INBOX
+SubFolders Verbatim
+
+Channel pull
+Far :cairn:
+Near :local:
+Patterns "%s"
+Create Near
+Sync Pull
+SyncState *
+`, host, port, user, pw, store, store, folder)), 0o600)
+	return func() int {
+		t.Helper()
+		if out, err := exec.Command("mbsync", "-c", rc, "-a").CombinedOutput(); err != nil {
+			t.Fatalf("mbsync: %v\n%s", err, out)
+		}
+		n := 0
+		for _, sub := range []string{"new", "cur"} {
+			es, _ := os.ReadDir(filepath.Join(store, folder, sub))
+			n += len(es)
+		}
+		return n
+	}
 }
