@@ -139,7 +139,18 @@ func (v *viewer) months(ctx context.Context) ([]string, error) {
 		}
 		return out, nil
 	}
-	inbox, err := v.membersSQL(ctx, &folder{kind: kindInbox}, 0, maxKey)
+	// The INBOX's members now (numbered first, for an account scoped to
+	// cases: its months are listed before the INBOX was ever selected).
+	in := &folder{kind: kindInbox}
+	st, err := v.numbering(ctx, 0, in)
+	if err != nil {
+		return nil, err
+	}
+	head, err := ledgerHead(ctx, v.db)
+	if err != nil {
+		return nil, err
+	}
+	inbox, err := v.liveRowsOf(ctx, in, 0, maxKey, head, st.Gen)
 	if err != nil {
 		return nil, err
 	}

@@ -187,6 +187,10 @@ func TestCaseFolderNumbering(t *testing.T) {
 	}
 	auditor := f.client("auditor", f.password)
 	scoped := f.client("case-only", pw)
+	// Its Dates/ folders are listed before its INBOX was ever numbered.
+	if ls, err := scoped.List("", "Dates/*/*", nil).Collect(); err != nil || len(ls) == 0 {
+		t.Fatalf("the case-scoped account's first LIST Dates/*/*: %v %v, want its months", ls, err)
+	}
 	for _, folder := range []struct {
 		c    *imapclient.Client
 		name string
