@@ -14,14 +14,14 @@ import (
 // thunderbird_check.py) against the IMAP view of cairn serve: it logs in
 // with a password kept in its own login manager, discovers every folder,
 // tries to CREATE its Trash on first start (refused NO [NOPERM], never
-// TRYCREATE) and still downloads folders for offline use, every message
-// of each. Afterwards the archive is unchanged and verify --full passes.
+// TRYCREATE) and still downloads every folder for offline use (INBOX,
+// Custodians/<address>, Dates/<yyyy>/<mm>), every message of each.
+// Afterwards the archive is unchanged and verify --full passes.
 //
-// What headless Thunderbird 153 cannot do here, and the script reports:
-// only INBOX stays in its in-memory folder tree without a window, so the
-// script asks for the other folders by URL, and a folder URL cannot carry
-// the "@" of Custodians/<address>; those folders are discovered (their
-// .msf files exist) but not downloaded in this test.
+// Headless, Thunderbird 153 keeps only INBOX in its in-memory folder tree,
+// so the script asks for the other folders by URL and tells them the
+// server's hierarchy delimiter, which a folder made from a URL does not
+// know yet.
 func TestThunderbird(t *testing.T) {
 	requireTools(t, "thunderbird", "python3")
 	a := newIMAPArchive(t, 60)
