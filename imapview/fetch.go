@@ -116,8 +116,11 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needSt
 	if needStructure {
 		cols += ", m.structure"
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	in, args := inClause(msgs)
-	rows, err := s.srv.db.QueryContext(ctx, `SELECT `+cols+` FROM messages m JOIN deliveries d ON d.seq = m.seq WHERE m.seq IN `+in, args...)
+	rows, err := s.srv.db.QueryContext(point(ctx), `SELECT `+cols+` FROM messages m JOIN deliveries d ON d.seq = m.seq WHERE m.seq IN `+in, args...)
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
@@ -155,8 +158,11 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needSt
 
 // loadFlags reads the account's flags on msgs.
 func (s *session) loadFlags(ctx context.Context, msgs []int64, into map[int64]*row) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	in, args := inClause(msgs)
-	rows, err := s.srv.db.QueryContext(ctx, `SELECT message, flag FROM acc.flags WHERE user = ? AND message IN `+in+` ORDER BY message, flag`,
+	rows, err := s.srv.db.QueryContext(point(ctx), `SELECT message, flag FROM acc.flags WHERE user = ? AND message IN `+in+` ORDER BY message, flag`,
 		append([]any{s.user.Name}, args...)...)
 	if err != nil {
 		return fmt.Errorf("flags: %w", err)

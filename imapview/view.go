@@ -121,8 +121,11 @@ func (w *view) liveRows(ctx context.Context, lo, hi, mark, nmark int64) (sqlPart
 // ledgerHead returns the seq of the newest ledger entry in the index (-1
 // for none).
 func ledgerHead(ctx context.Context, db *stmtDB) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	var n int64
-	err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), -1) FROM entries`).Scan(&n)
+	err := db.QueryRowContext(point(ctx), `SELECT COALESCE(MAX(seq), -1) FROM entries`).Scan(&n)
 	return n, err
 }
 

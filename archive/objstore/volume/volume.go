@@ -443,7 +443,13 @@ func (s *Store) lookup(ctx context.Context, key string) (loc, error) {
 	if ok {
 		return l, nil
 	}
-	err := s.qLookup.QueryRowContext(ctx, key).Scan(&l.vol, &l.off, &l.size, &l.mtime)
+	if err := ctx.Err(); err != nil {
+		return l, err
+	}
+	// A point query, which in WAL mode never waits for the writer: run
+	// without ctx, as the driver's watch of a cancellable context (set up
+	// and torn down for every query) cost more than the lookup itself.
+	err := s.qLookup.QueryRowContext(context.Background(), key).Scan(&l.vol, &l.off, &l.size, &l.mtime)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, fmt.Errorf("%w: %s", objstore.ErrNotExist, key)
 	}
