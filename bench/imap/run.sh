@@ -2,10 +2,13 @@
 # The IMAP view's benchmark (issue 4): the same generated corpus served by
 # Dovecot from Maildir and by Cairn's IMAP view, both on 127.0.0.1, timed
 # in one run with
-#   - an mbsync full pull of INBOX into a fresh Maildir (FSync no), and
+#   - an mbsync full pull of INBOX into a fresh Maildir (FSync no),
 #   - a scripted full read (fullread.py: SELECT, UID FETCH 1:* (FLAGS
 #     INTERNALDATE RFC822.SIZE ENVELOPE), then every BODY.PEEK[] in
-#     batches of 1,000),
+#     batches of 1,000), and
+#   - pipelined.py: mbsync's commands (one UID FETCH BODY.PEEK[] per
+#     message, pipelined) without mbsync's Maildir writes, whose cost on
+#     this machine's disk dominates and varies the mbsync figure,
 # each ROUNDS times, alternating servers; it prints the medians and the
 # Cairn/Dovecot ratio (below 1: Cairn is faster).
 #
@@ -115,7 +118,7 @@ EOF
 mbsync_rc dovecot "$dport" bench benchpass
 mbsync_rc cairn "$cport" auditor "$cpass"
 
-declare -A pulls reads
+declare -A pulls reads pipes
 for r in $(seq 1 "$ROUNDS"); do
 	for s in dovecot cairn; do
 		rm -rf "$work/pull-$s"
@@ -127,17 +130,23 @@ for r in $(seq 1 "$ROUNDS"); do
 		[ "$got" = "$N" ] || { echo "mbsync from $s pulled $got of $N"; exit 1; }
 		if [ "$s" = dovecot ]; then port=$dport user=bench pass=benchpass; else port=$cport user=auditor pass=$cpass; fi
 		reads[$s]+="$(python3 bench/imap/fullread.py 127.0.0.1 "$port" "$user" "$pass")"$'\n'
+		pipes[$s]+="$(python3 bench/imap/pipelined.py 127.0.0.1 "$port" "$user" "$pass")"$'\n'
 	done
 	echo "round $r: mbsync dovecot ${pulls[dovecot]##* }... done"
 done
 
-python3 - "$N" "$corpus_bytes" "$import_s" "${pulls[dovecot]}" "${pulls[cairn]}" "${reads[dovecot]}" "${reads[cairn]}" <<'EOF'
+python3 - "$N" "$corpus_bytes" "$import_s" "${pulls[dovecot]}" "${pulls[cairn]}" "${reads[dovecot]}" "${reads[cairn]}" "${pipes[dovecot]}" "${pipes[cairn]}" <<'EOF'
 import json, statistics, sys
 n, size, imp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 pd = [float(x) for x in sys.argv[4].split()]
 pc = [float(x) for x in sys.argv[5].split()]
 rd = [json.loads(l) for l in sys.argv[6].splitlines() if l.strip()]
 rc = [json.loads(l) for l in sys.argv[7].splitlines() if l.strip()]
+qd = [json.loads(l) for l in sys.argv[8].splitlines() if l.strip()]
+qc = [json.loads(l) for l in sys.argv[9].splitlines() if l.strip()]
+for q in qd + qc:
+    if q["messages"] != n:
+        sys.exit("pipelined read %d of %d messages" % (q["messages"], n))
 med = statistics.median
 print()
 print("IMAP view benchmark: %d messages, %.0f MB (Maildir), %d rounds; Cairn import took %s s" % (n, size / 1e6, len(pd), imp))
@@ -147,6 +156,7 @@ def row(name, d, c):
 row("mbsync full pull of INBOX", med(pd), med(pc))
 for k in ("select", "metadata", "bodies", "total"):
     row("full read: " + k, med([x[k] for x in rd]), med([x[k] for x in rc]))
+row("pipelined UID FETCH per message", med([x["seconds"] for x in qd]), med([x["seconds"] for x in qc]))
 print("(ratio = Cairn / Dovecot; below 1.00 Cairn is faster)")
 EOF
 # DESIGN.md: memory stays flat with archive size. serve's peak resident
