@@ -118,10 +118,16 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imapview: %w", err)
 	}
+	sdb := newStmtDB(db)
+	if !opts.Store.ReadOnly() {
+		// This process is the archive's only writer: every new ledger
+		// entry goes through its index, which knows the head.
+		sdb.head = opts.Store.Index().Head
+	}
 	s := &Server{
 		opts:      opts,
 		lg:        opts.Logger.With("service", "imap"),
-		db:        newStmtDB(db),
+		db:        sdb,
 		listeners: map[net.Listener]struct{}{},
 		perIP:     map[netip.Addr]int{},
 		changed:   make(chan struct{}),

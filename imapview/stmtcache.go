@@ -16,6 +16,9 @@ type stmtDB struct {
 	*sql.DB
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
+	// head, when set, answers ledgerHead without a query: the index of
+	// the archive this process writes (serve holds the writer lock).
+	head func() int64
 }
 
 // maxStmts bounds the cache: the view's statements are a few dozen texts

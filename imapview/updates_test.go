@@ -1,9 +1,8 @@
 package imapview
 
 import (
-	"database/sql"
+	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,24 +10,16 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/cairn-archive/cairn/archive/ledger"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
 
-// dispose marks message seq disposed in the index as the retention issue
-// will (state != 0 and a dispose entry referring to it). Only at the end of
-// a test: the entry is not in the ledger.
+// dispose disposes of messages as a retention run does (archive.Store.
+// Dispose: a tombstone entry, the index rows wiped, the objects deleted).
 func (f *fixture) dispose(seqs ...uint64) {
 	f.t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(f.a.Dir, "index.db")+"?_busy_timeout=10000")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer db.Close()
 	for _, seq := range seqs {
-		if _, err := db.Exec(`UPDATE messages SET state = 1 WHERE seq = ?`, seq); err != nil {
-			f.t.Fatal(err)
-		}
-		if _, err := db.Exec(`INSERT INTO entries(seq, kind, ref, line, leaf) SELECT MAX(seq) + 1, 'dispose', ?, '{}', x'00' FROM entries`, seq); err != nil {
+		if _, err := f.a.Store.Dispose(context.Background(), seq, ledger.KindDispose, map[string]string{"policy": "test"}); err != nil {
 			f.t.Fatal(err)
 		}
 	}

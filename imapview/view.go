@@ -124,6 +124,9 @@ func ledgerHead(ctx context.Context, db *stmtDB) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if db.head != nil {
+		return db.head(), nil
+	}
 	var n int64
 	err := db.QueryRowContext(point(ctx), `SELECT COALESCE(MAX(seq), -1) FROM entries`).Scan(&n)
 	return n, err

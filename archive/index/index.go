@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3" // SQLite driver (cgo)
@@ -150,6 +151,9 @@ type Index struct {
 	macKey []byte
 	path   string
 	ftsMu  sync.Mutex // one full-text indexer at a time
+	// head is the largest entry seq, as of Open and this Index's commits
+	// (-1: none): what Head answers without a query.
+	head atomic.Int64
 
 	// Statements of the ingest path, prepared once.
 	bySHA       *sql.Stmt
@@ -221,6 +225,12 @@ func Open(path string, macKey []byte) (*Index, error) {
 		}
 		ix.commitStmts = append(ix.commitStmts, st)
 	}
+	var head int64
+	if err := db.QueryRow(`SELECT COALESCE(MAX(seq), -1) FROM entries`).Scan(&head); err != nil {
+		ix.Close()
+		return nil, fmt.Errorf("index: %s: %w", path, err)
+	}
+	ix.head.Store(head)
 	return ix, nil
 }
 
@@ -348,8 +358,22 @@ func (ix *Index) Commit(b *Batch) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
+	for _, e := range b.Entries {
+		for n := int64(e.Seq); ; {
+			h := ix.head.Load()
+			if n <= h || ix.head.CompareAndSwap(h, n) {
+				break
+			}
+		}
+	}
 	return nil
 }
+
+// Head returns the largest entry seq in the index (-1 for none) as of
+// Open and the commits made through this Index since: without a query,
+// and exact when this Index is the archive's only writer (a process that
+// holds the writer lock).
+func (ix *Index) Head() int64 { return ix.head.Load() }
 
 func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 	if len(b.Entries) > 0 {

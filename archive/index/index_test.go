@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -130,5 +131,41 @@ func TestSameBytesTwice(t *testing.T) {
 	ix.EachMessage(context.Background(), func(_ *MessageRow, macOK bool) error { ok = ok && macOK; return nil })
 	if !ok {
 		t.Fatal("MAC of the second copy does not verify")
+	}
+}
+
+// Head is the largest entry seq without a query: as found at Open, then
+// as this Index's commits move it; a failed commit does not move it.
+func TestHead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	ix, err := Open(path, []byte("mac key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := ix.Head(); h != -1 {
+		t.Fatalf("empty index: Head %d, want -1", h)
+	}
+	entry := func(seq uint64) EntryRow {
+		return EntryRow{Seq: seq, Kind: "event", Line: []byte(`{"seq":` + fmt.Sprint(seq) + `}`)}
+	}
+	if err := ix.Commit(&Batch{Entries: []EntryRow{entry(0), entry(1), entry(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if h := ix.Head(); h != 2 {
+		t.Fatalf("after entries 0-2: Head %d", h)
+	}
+	if err := ix.Commit(&Batch{Entries: []EntryRow{entry(2)}}); err == nil {
+		t.Fatal("a second entry 2 was committed")
+	}
+	if err := ix.Commit(&Batch{Entries: []EntryRow{entry(3)}}); err != nil || ix.Head() != 3 {
+		t.Fatalf("after entry 3: Head %d (%v)", ix.Head(), err)
+	}
+	ix.Close()
+	if ix, err = Open(path, []byte("mac key")); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if h := ix.Head(); h != 3 {
+		t.Fatalf("reopened: Head %d, want 3", h)
 	}
 }
