@@ -64,3 +64,47 @@ func TestPipelinedFetchAudit(t *testing.T) {
 	}
 	t.Logf("60 pipelined UID FETCH commands: %d audit events", bodyEvents)
 }
+
+// Answers to pipelined commands are written together (go-imap patch 10:
+// FETCH lines and a tagged answer followed by another command already
+// received are not flushed on their own), and nothing waits in the buffer
+// when the client waits: behind a partial command line, before IDLE's
+// continuation, after the last command.
+func TestPipelinedAnswersAllArrive(t *testing.T) {
+	f := newFixture(t, fixtureOpts{generated: 5})
+	r := f.raw()
+	r.login("auditor", f.password)
+	r.send("S EXAMINE INBOX\r\n")
+	r.until("S OK")
+	// A and B whole, C cut short: A's and B's answers must arrive although
+	// bytes of C are buffered.
+	r.send("A UID FETCH 1:* (UID FLAGS)\r\nB NOOP\r\nC NO")
+	out := r.until("B ")
+	if !containsLine(out, "A OK") || !containsLine(out, "B OK") || strings.Count(out, " FETCH (") != 5 {
+		t.Fatalf("before the rest of C:\n%s", out)
+	}
+	r.send("OP\r\n")
+	if out := r.until("C "); !containsLine(out, "C OK") {
+		t.Fatalf("C: %s", out)
+	}
+	// A FETCH answered without flushing, then IDLE: its continuation
+	// request brings everything.
+	r.send("F UID FETCH 1:* (FLAGS)\r\nG IDLE\r\n")
+	out = r.until("+ ")
+	if !containsLine(out, "F OK") || strings.Count(out, " FETCH (") != 5 {
+		t.Fatalf("before IDLE's continuation:\n%s", out)
+	}
+	r.send("DONE\r\n")
+	if out := r.until("G "); !containsLine(out, "G OK") {
+		t.Fatalf("IDLE: %s", out)
+	}
+	// The last command of a burst is flushed.
+	r.send("H UID FETCH 1:* (FLAGS)\r\nI UID FETCH 1:* (UID)\r\n")
+	if out := r.until("I "); !containsLine(out, "H OK") || !containsLine(out, "I OK") {
+		t.Fatalf("last of a burst: %s", out)
+	}
+	r.send("Z LOGOUT\r\n")
+	if out := r.until("Z "); !containsLine(out, "Z OK") {
+		t.Fatalf("LOGOUT: %s", out)
+	}
+}

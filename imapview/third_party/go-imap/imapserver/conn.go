@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -348,7 +349,26 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Text: fmt.Sprintf("%v completed", name),
 		}
 	}
+	// cairn patch 10: when the client has pipelined the next command, it
+	// is answered at once, and its output flushes this one's too.
+	if c.state != imap.ConnStateLogout && c.lineBuffered() {
+		enc := newResponseEncoder(c)
+		defer enc.end()
+		enc.NoFlush = true
+		return writeStatusResp(enc.Encoder, tag, resp)
+	}
 	return c.writeStatusResp(tag, resp)
+}
+
+// lineBuffered reports whether a whole command line (or its first line)
+// has been received and not yet read. (cairn patch 10)
+func (c *Conn) lineBuffered() bool {
+	n := c.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := c.br.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // byeOnReadError tells the client why the server closes the connection

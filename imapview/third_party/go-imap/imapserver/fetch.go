@@ -333,6 +333,9 @@ type FetchWriter struct {
 // FetchResponseWriter.Close must be called.
 func (cmd *FetchWriter) CreateMessage(seqNum uint32) *FetchResponseWriter {
 	enc := newResponseEncoder(cmd.conn)
+	// cairn patch 10: the command's status response follows and flushes;
+	// a write per message line cost a system call each.
+	enc.NoFlush = true
 	enc.Atom("*").SP().Number(seqNum).SP().Atom("FETCH").SP().Special('(')
 	return &FetchResponseWriter{enc: enc, options: cmd.options}
 }

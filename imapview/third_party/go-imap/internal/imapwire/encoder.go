@@ -21,6 +21,10 @@ type Encoder struct {
 	// QuotedUTF8 allows raw UTF-8 in quoted strings. This requires IMAP4rev2
 	// to be available, or UTF8=ACCEPT to be enabled.
 	QuotedUTF8 bool
+	// NoFlush makes CRLF leave the line in the buffered writer: more
+	// output follows at once, and whoever writes it flushes. (cairn patch
+	// 10)
+	NoFlush bool
 	// LiteralMinus enables non-synchronizing literals for short payloads.
 	// This requires IMAP4rev2 or LITERAL-. This is only meaningful for
 	// clients.
@@ -63,10 +67,11 @@ func (enc *Encoder) writeString(s string) *Encoder {
 	return enc
 }
 
-// CRLF writes a "\r\n" sequence and flushes the buffered writer.
+// CRLF writes a "\r\n" sequence and flushes the buffered writer (unless
+// NoFlush).
 func (enc *Encoder) CRLF() error {
 	enc.writeString("\r\n")
-	if enc.err != nil {
+	if enc.err != nil || enc.NoFlush {
 		return enc.err
 	}
 	return enc.w.Flush()
