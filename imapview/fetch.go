@@ -315,9 +315,16 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for i, m := range ms {
 			msgs[i], uids[i], ledger[i] = m.msg, uint64(m.key+1), uint64(m.msg)
 		}
-		rows, err := s.loadRows(ctx, msgs, nd.header, nd.structure, nd.body)
-		if err != nil {
-			return err
+		var rows map[int64]*row
+		if recorded && nd.body && !nd.header && !nd.structure && !options.Flags && !nd.seen {
+			// Loaded with the read-ahead of the burst (mbsync: one
+			// message a command), if still current.
+			rows = s.aheadRows(msgs)
+		}
+		if rows == nil {
+			if rows, err = s.loadRows(ctx, msgs, nd.header, nd.structure, nd.body); err != nil {
+				return err
+			}
 		}
 		if options.Flags || nd.seen {
 			if err := s.loadFlags(ctx, msgs, rows); err != nil {

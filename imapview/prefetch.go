@@ -142,6 +142,43 @@ type readahead struct {
 	openQueue
 	order []int64 // message seqs, in the order the commands ask for them
 	next  int     // index in order of the next one expected
+
+	// rows are the index rows the read-ahead loaded, each with the ledger
+	// head read before it was loaded (only where the head is known without
+	// a query, stmtDB.head).
+	mu   sync.Mutex
+	rows map[int64]aheadRow
+}
+
+type aheadRow struct {
+	r    *row
+	head int64
+}
+
+// aheadRows returns (and forgets) the rows of msgs that the read-ahead
+// loaded, if the ledger head is still the one read before they were
+// loaded: no entry since (every change of a message's state is one) means
+// they are current. Else, or unless it has every one, nil.
+func (s *session) aheadRows(msgs []int64) map[int64]*row {
+	ra := s.ra
+	if ra == nil || s.srv.db.head == nil {
+		return nil
+	}
+	head := s.srv.db.head()
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	out := make(map[int64]*row, len(msgs))
+	for _, m := range msgs {
+		a, ok := ra.rows[m]
+		if !ok || a.head != head {
+			return nil
+		}
+		out[m] = a.r
+	}
+	for _, m := range msgs {
+		delete(ra.rows, m)
+	}
+	return out
 }
 
 // maxReadahead bounds the messages one read-ahead lists (the commands
@@ -159,7 +196,7 @@ func (s *session) startReadahead(msgs []int64) {
 		msgs = msgs[:maxReadahead]
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	ra := &readahead{order: msgs}
+	ra := &readahead{order: msgs, rows: make(map[int64]aheadRow, len(msgs))}
 	ra.init(len(msgs), cancel)
 	st := s.srv.opts.Store
 	type job struct {
@@ -173,7 +210,18 @@ func (s *session) startReadahead(msgs []int64) {
 		defer close(todo)
 		for lo := 0; lo < len(msgs); lo += fetchBatch {
 			chunk := msgs[lo:min(lo+fetchBatch, len(msgs))]
+			head := int64(-2) // unknown
+			if s.srv.db.head != nil {
+				head = s.srv.db.head()
+			}
 			rows, err := s.loadRows(ctx, chunk, false, false, true)
+			if err == nil && head != -2 {
+				ra.mu.Lock()
+				for m, r := range rows {
+					ra.rows[m] = aheadRow{r, head}
+				}
+				ra.mu.Unlock()
+			}
 			for j, m := range chunk {
 				var ix *index.MessageRow
 				if r := rows[m]; r != nil {

@@ -80,3 +80,28 @@ func TestPipelinedFetchReadahead(t *testing.T) {
 	}
 	t.Logf("%d of %d pipelined one-message fetches answered from the read-ahead", used, len(uids))
 }
+
+// The read-ahead's index rows answer a command only while no ledger entry
+// came after they were loaded: a message disposed meanwhile (its row now
+// says so) is read from the index again.
+func TestReadaheadRowsStayCurrent(t *testing.T) {
+	f := newFixture(t, fixtureOpts{generated: 4})
+	if f.srv.db.head == nil {
+		t.Fatal("the fixture's store is the writer: the head should come from memory")
+	}
+	m := int64(f.genSeqs[1])
+	fresh := func() *session {
+		return &session{srv: f.srv, ra: &readahead{rows: map[int64]aheadRow{m: {&row{seq: m}, f.srv.db.head()}}}}
+	}
+	if rows := fresh().aheadRows([]int64{m}); rows == nil || rows[m].seq != m {
+		t.Fatalf("current rows not used: %v", rows)
+	}
+	s := fresh()
+	if rows := s.aheadRows([]int64{m, m + 1000}); rows != nil {
+		t.Fatalf("rows used although one is missing: %v", rows)
+	}
+	f.dispose(f.genSeqs[2])
+	if rows := s.aheadRows([]int64{m}); rows != nil {
+		t.Fatalf("rows loaded before a dispose entry used after it: %v", rows)
+	}
+}
