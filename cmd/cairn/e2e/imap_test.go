@@ -143,25 +143,23 @@ func TestIMAPClients(t *testing.T) {
 	a.unchanged(t, 1)
 }
 
-// testMbsync pulls every folder into a Maildir and compares each message
-// with the original. mbsync stores LF line ends and inserts one X-TUID
-// header line (its own bookkeeping); it refuses, with a warning, messages
-// whose header has no end (no blank line), which the corpus has two of.
-func testMbsync(t *testing.T, a *imapArchive) {
+// mbsyncConfig writes an mbsyncrc that pulls the folders matching patterns
+// (mbsync syntax) from the view at host:port into a fresh Maildir, with
+// extra lines in the account section; it returns the file and the Maildir.
+func mbsyncConfig(t *testing.T, host, port, user, pw, patterns, extra string) (rc, store string) {
+	t.Helper()
 	dir := t.TempDir()
-	rc := filepath.Join(dir, "mbsyncrc")
-	store := filepath.Join(dir, "store")
+	rc = filepath.Join(dir, "mbsyncrc")
+	store = filepath.Join(dir, "store")
 	os.MkdirAll(store, 0o700)
-	host, port, _ := strings.Cut(a.imapAddr, ":")
-	os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount cairn
+	conf := fmt.Sprintf(`IMAPAccount cairn
 Host %s
 Port %s
-User auditor
+User %s
 Pass "%s"
 SSLType None
 AuthMechs LOGIN
-PipelineDepth 50
-
+%s
 IMAPStore cairn
 Account cairn
 
@@ -173,11 +171,24 @@ SubFolders Verbatim
 Channel pull
 Far :cairn:
 Near :local:
-Patterns *
+Patterns %s
 Create Near
 Sync Pull
 SyncState *
-`, host, port, a.password, store, store)), 0o600)
+`, host, port, user, pw, extra, store, store, patterns)
+	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return rc, store
+}
+
+// testMbsync pulls every folder into a Maildir and compares each message
+// with the original. mbsync stores LF line ends and inserts one X-TUID
+// header line (its own bookkeeping); it refuses, with a warning, messages
+// whose header has no end (no blank line), which the corpus has two of.
+func testMbsync(t *testing.T, a *imapArchive) {
+	host, port, _ := strings.Cut(a.imapAddr, ":")
+	rc, store := mbsyncConfig(t, host, port, "auditor", a.password, "*", "PipelineDepth 50\n")
 	start := time.Now()
 	out, err := exec.Command("mbsync", "-c", rc, "-a").CombinedOutput()
 	if err != nil {

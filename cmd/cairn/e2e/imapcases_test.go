@@ -158,34 +158,7 @@ M.logout()
 // messages there.
 func mbsyncCase(t *testing.T, host, port, user, pw, folder string) func() int {
 	t.Helper()
-	dir := t.TempDir()
-	rc := filepath.Join(dir, "mbsyncrc")
-	store := filepath.Join(dir, "store")
-	os.MkdirAll(store, 0o700)
-	os.WriteFile(rc, []byte(fmt.Sprintf(`IMAPAccount cairn
-Host %s
-Port %s
-User %s
-Pass "%s"
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore cairn
-Account cairn
-
-MaildirStore local
-Path %s/
-Inbox %s/INBOX
-SubFolders Verbatim
-
-Channel pull
-Far :cairn:
-Near :local:
-Patterns "%s"
-Create Near
-Sync Pull
-SyncState *
-`, host, port, user, pw, store, store, folder)), 0o600)
+	rc, store := mbsyncConfig(t, host, port, user, pw, `"`+folder+`"`, "")
 	return func() int {
 		t.Helper()
 		if out, err := exec.Command("mbsync", "-c", rc, "-a").CombinedOutput(); err != nil {
