@@ -469,8 +469,10 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 			return fmt.Errorf("index: %w", err)
 		}
 	}
-	if err := putState(tx, b.State); err != nil {
-		return err
+	st := tx.Stmt(ix.commitStmts[6])
+	defer st.Close()
+	if _, err := st.Exec(stateBlob(b.State)); err != nil {
+		return fmt.Errorf("index: ledger state: %w", err)
 	}
 	return nil
 }
@@ -499,17 +501,15 @@ func (ix *Index) LedgerState() (ledger.State, error) {
 	return st, nil
 }
 
-func putState(tx *sql.Tx, st ledger.State) error {
+// stateBlob is st as the index keeps it: size, last hash, then the range.
+func stateBlob(st ledger.State) []byte {
 	blob := make([]byte, 0, 40+32*len(st.Range))
 	blob = binary.BigEndian.AppendUint64(blob, st.Size)
 	blob = append(blob, st.Last[:]...)
 	for _, h := range st.Range {
 		blob = append(blob, h[:]...)
 	}
-	if _, err := tx.Exec(`INSERT INTO meta(k, v) VALUES('ledger_state', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, blob); err != nil {
-		return fmt.Errorf("index: ledger state: %w", err)
-	}
-	return nil
+	return blob
 }
 
 // mac helpers: HMAC-SHA256 over length-prefixed fields, in column order.
@@ -661,4 +661,5 @@ var commitSQL = []string{
 	`INSERT INTO recipients(delivery, message, addr, kind) VALUES(?,?,?,?)`,
 	`INSERT OR IGNORE INTO custodians(addr, message, delivery) VALUES(?,?,?)`,
 	`INSERT INTO fts_docs(docid, tokens) VALUES(?, ?)`,
+	`INSERT INTO meta(k, v) VALUES('ledger_state', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`,
 }
