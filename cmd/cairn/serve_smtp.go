@@ -71,11 +71,11 @@ func startSMTP(ctx context.Context, d *deps) (service, error) {
 		return nil, err
 	}
 	s := &smtpService{srv: srv}
-	if s.ln, err = net.Listen("tcp", opts.Listen); err != nil {
+	if s.ln, err = smtp.Listen(opts.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", opts.Listen, err)
 	}
 	if a := opts.TLSListen; a != "" {
-		if s.tlsL, err = net.Listen("tcp", a); err != nil {
+		if s.tlsL, err = smtp.Listen(a); err != nil {
 			s.ln.Close()
 			return nil, fmt.Errorf("listen %s: %w", a, err)
 		}
