@@ -165,6 +165,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.ckptSize.Store(s.lastCheckpointSize(ctx))
+	// Before the first commit of this process (the filter must see them all).
+	ix.FilterSHAs()
 	s.queue = make(chan *pending, opts.MaxBatch)
 	s.stop = make(chan struct{})
 	s.stopped = make(chan struct{})

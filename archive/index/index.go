@@ -32,6 +32,7 @@ import (
 
 	"github.com/mattn/go-sqlite3" // SQLite driver (cgo)
 
+	"github.com/cairn-archive/cairn/archive/internal/bloom"
 	"github.com/cairn-archive/cairn/archive/ledger"
 )
 
@@ -154,6 +155,11 @@ type Index struct {
 	// head is the largest entry seq, as of Open and this Index's commits
 	// (-1: none): what Head answers without a query.
 	head atomic.Int64
+	// shas holds the hashes of archived bytes, when the writer asked for
+	// it (FilterSHAs): MessageBySHA answers "not found" from it.
+	shas       atomic.Pointer[bloom.Filter]
+	stopLoad   context.CancelFunc
+	loadedSHAs chan struct{}
 
 	// Statements of the ingest path, prepared once.
 	bySHA       *sql.Stmt
@@ -236,6 +242,10 @@ func Open(path string, macKey []byte) (*Index, error) {
 
 // Close closes the database.
 func (ix *Index) Close() error {
+	if ix.stopLoad != nil {
+		ix.stopLoad()
+		<-ix.loadedSHAs
+	}
 	for _, st := range append([]*sql.Stmt{ix.bySHA, ix.byKey, ix.message, ix.entry}, ix.commitStmts...) {
 		if st != nil {
 			st.Close()
@@ -375,6 +385,39 @@ func (ix *Index) Commit(b *Batch) error {
 // holds the writer lock).
 func (ix *Index) Head() int64 { return ix.head.Load() }
 
+// FilterSHAs lets MessageBySHA answer "not found" without a query for bytes
+// certainly never archived (nearly every new message): the archived hashes
+// are loaded into a Bloom filter in the background, and each Commit adds
+// its own. Only the archive's one writer may call it, once, before it
+// commits anything: another process's commits would never reach the
+// filter.
+func (ix *Index) FilterSHAs() {
+	f := bloom.New(int(ix.Head() + 1))
+	ix.shas.Store(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	ix.stopLoad, ix.loadedSHAs = cancel, make(chan struct{})
+	go func() {
+		defer close(ix.loadedSHAs)
+		// The UNIQUE index on sha256 covers the query: the scan reads
+		// hashes, not message rows.
+		rows, err := ix.db.QueryContext(ctx, `SELECT sha256 FROM messages WHERE sha256 IS NOT NULL`)
+		if err != nil {
+			return
+		}
+		defer rows.Close()
+		var sha []byte
+		for rows.Next() {
+			if rows.Scan(&sha) != nil {
+				return
+			}
+			f.Add(string(sha))
+		}
+		if rows.Err() == nil {
+			f.Ready()
+		}
+	}()
+}
+
 func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 	if len(b.Entries) > 0 {
 		st := tx.Stmt(ix.commitStmts[0])
@@ -402,6 +445,8 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 			var sha any = m.SHA256[:]
 			if m.SHA256 == ([32]byte{}) {
 				sha = nil // unknown (unreadable at reindex) or erased
+			} else if f := ix.shas.Load(); f != nil {
+				f.Add(string(m.SHA256[:]))
 			}
 			_, err := st.Exec(int64(m.Seq), sha, m.Size, m.Object, m.KeyObject, m.ObjectSHA256[:], m.ObjectSize,
 				m.ArchivedAt.UnixNano(), date, m.From, m.To, m.Cc, m.Subject, m.MessageID, m.Header, m.Structure,

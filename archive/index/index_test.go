@@ -169,3 +169,47 @@ func TestHead(t *testing.T) {
 		t.Fatalf("reopened: Head %d, want 3", h)
 	}
 }
+
+// With FilterSHAs, MessageBySHA answers from the filter for bytes never
+// archived, and still finds what earlier runs and this one committed.
+func TestSHAFilter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	ix, err := Open(path, []byte("mac key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(seq uint64, b byte) MessageRow {
+		m := MessageRow{Seq: seq, Object: fmt.Sprint("o", seq), KeyObject: fmt.Sprint("k", seq), Header: []byte{}, Structure: []byte{}}
+		m.SHA256[0] = b
+		return m
+	}
+	old := msg(1, 1)
+	if err := ix.Commit(&Batch{Entries: []EntryRow{{Seq: 1, Kind: "message", Line: []byte("{}")}}, Messages: []MessageRow{old}}); err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	if ix, err = Open(path, []byte("mac key")); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	ix.FilterSHAs()
+	<-ix.loadedSHAs
+	f := ix.shas.Load()
+	ctx := context.Background()
+	if seq, _, err := ix.MessageBySHA(ctx, old.SHA256); err != nil || seq != 1 {
+		t.Fatalf("bytes of an earlier run: %d %v", seq, err)
+	}
+	fresh := msg(2, 2)
+	if !f.Absent(string(fresh.SHA256[:])) {
+		t.Fatal("the loaded filter does not rule out bytes never archived")
+	}
+	if _, _, err := ix.MessageBySHA(ctx, fresh.SHA256); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("bytes never archived: %v", err)
+	}
+	if err := ix.Commit(&Batch{Entries: []EntryRow{{Seq: 2, Kind: "message", Line: []byte("{}")}}, Messages: []MessageRow{fresh}}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _, err := ix.MessageBySHA(ctx, fresh.SHA256); err != nil || seq != 2 {
+		t.Fatalf("bytes committed after the load: %d %v", seq, err)
+	}
+}

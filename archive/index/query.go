@@ -12,7 +12,11 @@ import (
 // MessageBySHA returns the seq and state of the message with these bytes.
 func (ix *Index) MessageBySHA(ctx context.Context, sha [32]byte) (seq uint64, state int, err error) {
 	var s int64
-	err = ix.bySHA.QueryRowContext(ctx, sha[:]).Scan(&s, &state)
+	if ix.shas.Load().Absent(string(sha[:])) {
+		err = sql.ErrNoRows
+	} else {
+		err = ix.bySHA.QueryRowContext(ctx, sha[:]).Scan(&s, &state)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("%w: message %x", ErrNotFound, sha[:8])
 	}

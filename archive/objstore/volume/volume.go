@@ -53,6 +53,7 @@ import (
 	_ "github.com/mattn/go-sqlite3" // the map (cgo)
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-archive/cairn/archive/internal/bloom"
 	"github.com/cairn-archive/cairn/archive/objstore"
 )
 
@@ -102,6 +103,13 @@ type Store struct {
 
 	// Prepared once: the ingest path runs them for every object.
 	qLookup, qInsert, qScanned *sql.Stmt
+
+	// known holds every key of the writer's store (loaded from map.db in
+	// the background, then each Put's), so that Put skips its existence
+	// query for a name certainly not taken; nil in a read-only store.
+	known      *bloom.Filter
+	stopLoad   context.CancelFunc
+	loadedKeys chan struct{}
 }
 
 var (
@@ -169,7 +177,42 @@ func Open(dir string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.loadKnown()
 	return s, nil
+}
+
+// loadKnown starts loading map.db's keys into s.known. The filter is sized
+// from map.db's size (a row takes well over 64 bytes), not a count, which
+// would read the whole table first.
+func (s *Store) loadKnown() {
+	var size int64
+	for _, name := range []string{"map.db", "map.db-wal"} {
+		if st, err := os.Stat(filepath.Join(s.dir, name)); err == nil {
+			size += st.Size()
+		}
+	}
+	f := bloom.New(int(size / 64))
+	s.known = f
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopLoad, s.loadedKeys = cancel, make(chan struct{})
+	go func() {
+		defer close(s.loadedKeys)
+		rows, err := s.db.QueryContext(ctx, `SELECT key FROM objects`)
+		if err != nil {
+			return
+		}
+		defer rows.Close()
+		var k string
+		for rows.Next() {
+			if rows.Scan(&k) != nil {
+				return
+			}
+			f.Add(k)
+		}
+		if rows.Err() == nil {
+			f.Ready()
+		}
+	}()
 }
 
 // Dir is the store's folder.
@@ -180,6 +223,10 @@ func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // Close releases the store.
 func (s *Store) Close() error {
+	if s.stopLoad != nil {
+		s.stopLoad()
+		<-s.loadedKeys
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var err error
@@ -518,12 +565,15 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) er
 	if _, ok := s.pending[key]; ok {
 		return objstore.ErrExist
 	}
-	// A point query without ctx (ctx was checked above): see lookup.
-	var l loc
-	if err := s.qLookup.QueryRowContext(context.Background(), key).Scan(&l.vol, &l.off, &l.size, &l.mtime); err == nil {
-		return objstore.ErrExist
-	} else if !errors.Is(err, sql.ErrNoRows) {
-		return err
+	// A point query without ctx (ctx was checked above): see lookup. The
+	// filter spares it for a name certainly not taken.
+	if !s.known.Absent(key) {
+		var l loc
+		if err := s.qLookup.QueryRowContext(context.Background(), key).Scan(&l.vol, &l.off, &l.size, &l.mtime); err == nil {
+			return objstore.ErrExist
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 	}
 	start := s.actEnd
 	off := start + int64(headerSize+len(key))
@@ -537,6 +587,9 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) er
 	}
 	s.actEnd = off + size + 4
 	s.pending[key] = loc{vol: s.actID, off: off, size: size, mtime: mtime}
+	if s.known != nil {
+		s.known.Add(key)
+	}
 	s.dirty[s.actID] = s.actEnd
 	if s.actEnd >= MaxVolume {
 		if err := s.rotate(); err != nil {

@@ -240,3 +240,40 @@ func TestListPages(t *testing.T) {
 		}
 	}
 }
+
+// The writer's filter of taken names, loaded from map.db at Open and fed by
+// every Put, never lets a taken name through, whether it was taken by an
+// earlier run, is still unflushed, or was flushed in this run.
+func TestKnownKeys(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := open(t, dir)
+	if err := s.Put(ctx, "k/old", strings.NewReader("old"), 3); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	<-s.loadedKeys
+	if !s.known.Absent("k/new") {
+		t.Fatal("the loaded filter does not rule out a name never taken")
+	}
+	put := func(key string) error { return s.PutUnsynced(ctx, key, strings.NewReader("v"), 1) }
+	if err := put("k/old"); !errors.Is(err, objstore.ErrExist) {
+		t.Fatalf("name taken by an earlier run: %v", err)
+	}
+	if err := put("k/new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("k/new"); !errors.Is(err, objstore.ErrExist) {
+		t.Fatalf("name taken, unflushed: %v", err)
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("k/new"); !errors.Is(err, objstore.ErrExist) {
+		t.Fatalf("name taken and flushed in this run: %v", err)
+	}
+	if got := get(t, s, "k/new"); string(got) != "v" {
+		t.Fatalf("k/new = %q", got)
+	}
+}
