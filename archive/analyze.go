@@ -90,56 +90,80 @@ func BlindToken(key []byte, word string) string {
 }
 
 // Words splits text into the lower-cased words the full-text index knows:
-// runs of letters and digits. Runs of ASCII, the common case, are
-// lower-cased without allocating; fn must copy the word to keep it.
+// runs of letters and digits. Runs of ASCII, the common case, are passed
+// as they are when already lower-case and lower-cased in a reused buffer
+// otherwise, without allocating; fn must copy the word to keep it.
 func Words(text string, fn func(word string)) {
 	var buf []byte
-	start := -1
-	ascii := true
-	emit := func(end int) {
-		w := text[start:end]
-		if ascii {
-			buf = append(buf[:0], w...)
-			for i, c := range buf {
-				if 'A' <= c && c <= 'Z' {
-					buf[i] = c + 'a' - 'A'
-				}
-			}
-			fn(unsafeString(buf))
-		} else {
-			fn(strings.ToLower(w))
-		}
-	}
 	for i := 0; i < len(text); {
-		c := text[i]
-		if c < utf8.RuneSelf {
-			if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
-				if start < 0 {
-					start, ascii = i, true
-				}
-			} else if start >= 0 {
-				emit(i)
-				start = -1
+		start, ascii, upper := i, true, byte(0)
+		for i < len(text) {
+			k := asciiWord[text[i]]
+			if k&(asciiLower|asciiUpper) != 0 {
+				upper |= k
+				i++
+				continue
 			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(text[i:])
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			if start < 0 {
-				start = i
+			if k == 0 {
+				break
+			}
+			r, size := utf8.DecodeRuneInString(text[i:])
+			if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+				break
 			}
 			ascii = false
-		} else if start >= 0 {
-			emit(i)
-			start = -1
+			i += size
 		}
-		i += size
-	}
-	if start >= 0 {
-		emit(len(text))
+		if i == start {
+			// A separator: one byte, or one (possibly invalid) character.
+			if text[i] < utf8.RuneSelf {
+				i++
+			} else {
+				_, size := utf8.DecodeRuneInString(text[i:])
+				i += size
+			}
+			continue
+		}
+		w := text[start:i]
+		switch {
+		case !ascii:
+			fn(strings.ToLower(w))
+		case upper&asciiUpper == 0:
+			fn(w)
+		default:
+			buf = append(buf[:0], w...)
+			for j, c := range buf {
+				buf[j] = c | (asciiWord[c]&asciiUpper)<<4 // 'A' | 0x20 == 'a'
+			}
+			fn(unsafeString(buf))
+		}
 	}
 }
+
+// asciiWord classifies bytes for Words: 0 separates words, asciiLower
+// marks lower-case letters and digits, asciiUpper upper-case letters, and
+// nonASCII the bytes of multi-byte characters, which Words decodes.
+var asciiWord = func() (t [256]byte) {
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = nonASCII
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = asciiLower
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = asciiLower
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = asciiUpper
+	}
+	return t
+}()
+
+const (
+	asciiLower = 1
+	asciiUpper = 2
+	nonASCII   = 4
+)
 
 // unsafeString views b as a string without copying; the caller's fn must
 // not keep it (Words documents that).

@@ -44,3 +44,20 @@ func FuzzWords(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkWords: prose of mixed case, and smtp-source's filler lines
+// (one 79-character upper-case word each).
+func BenchmarkWords(b *testing.B) {
+	for _, c := range []struct{ name, text string }{
+		{"prose", strings.Repeat("Dear Alice, the Q3 figures are attached; please review them before Friday's call. ", 120)},
+		{"filler", strings.Repeat("1"+strings.Repeat("X", 78)+"\r\n", 128)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.text)))
+			n := 0
+			for b.Loop() {
+				Words(c.text, func(string) { n++ })
+			}
+		})
+	}
+}
