@@ -117,6 +117,7 @@ func zstdBound(n int) int { return n + n>>8 + 64 }
 // concurrent use; it keeps one decoded frame cached.
 type Reader struct {
 	plain    io.ReaderAt
+	whole    []byte  // the plaintext, when plain reads it from memory
 	rawOff   []int64 // start of frame i in the original; rawOff[n] = size
 	compOff  []int64 // start of frame i in the plaintext
 	size     int64
@@ -130,12 +131,14 @@ type Reader struct {
 func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader, error) {
 	var plain io.ReaderAt
 	var plainSize int64
-	switch whole, err := openSmall(src, encryptedSize, mk.FileKey[:]); {
+	whole, err := openSmall(src, encryptedSize, mk.FileKey[:])
+	switch {
 	case err == nil:
 		plain, plainSize = bytes.NewReader(whole), int64(len(whole))
 	case !errors.Is(err, errNotSmall):
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	default:
+		whole = nil
 		plain, plainSize, err = age.DecryptReaderAt(src, encryptedSize, mk.Identity())
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrFormat, err)
@@ -144,7 +147,7 @@ func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader,
 		// serve the footer, the seek table and the frames from memory.
 		// Each ReadAt into age allocates a 64 KiB chunk buffer.
 		if plainSize <= smallObject {
-			whole := make([]byte, plainSize)
+			whole = make([]byte, plainSize)
 			if err := readAt(plain, whole, 0); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 			}
@@ -174,7 +177,7 @@ func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader,
 		int64(binary.LittleEndian.Uint32(table[4:8])) != n*entrySize+footerSize {
 		return nil, fmt.Errorf("%w: bad seek table header", ErrFormat)
 	}
-	r := &Reader{plain: plain, rawOff: make([]int64, n+1), compOff: make([]int64, n+1), cacheIdx: -1}
+	r := &Reader{plain: plain, whole: whole, rawOff: make([]int64, n+1), compOff: make([]int64, n+1), cacheIdx: -1}
 	for i := int64(0); i < n; i++ {
 		e := table[8+i*entrySize:]
 		c, d := int64(binary.LittleEndian.Uint32(e[0:4])), int64(binary.LittleEndian.Uint32(e[4:8]))
@@ -225,9 +228,15 @@ func (r *Reader) frame(i int) ([]byte, error) {
 		return r.cache, nil
 	}
 	_, d := codecs()
-	comp := make([]byte, r.compOff[i+1]-r.compOff[i])
-	if err := readAt(r.plain, comp, r.compOff[i]); err != nil {
-		return nil, fmt.Errorf("%w: frame %d: %v", ErrFormat, i, err)
+	var comp []byte
+	if r.whole != nil {
+		// In memory: decode in place (Open checked the frames lie within).
+		comp = r.whole[r.compOff[i]:r.compOff[i+1]]
+	} else {
+		comp = make([]byte, r.compOff[i+1]-r.compOff[i])
+		if err := readAt(r.plain, comp, r.compOff[i]); err != nil {
+			return nil, fmt.Errorf("%w: frame %d: %v", ErrFormat, i, err)
+		}
 	}
 	out, err := d.DecodeAll(comp, make([]byte, 0, r.rawOff[i+1]-r.rawOff[i]))
 	if err != nil || int64(len(out)) != r.rawOff[i+1]-r.rawOff[i] {
