@@ -6,10 +6,9 @@
 // A Filter answers Absent only when it is certain: it never claims a key
 // that was added is absent. Its owner loads it from the database in the
 // background and, until Ready, it claims nothing, so the caller queries as
-// before. Its size is fixed when it is made and
-// bounded (MaxBits), so memory stays flat however large the archive grows;
-// past its capacity it only grows less useful (more "maybe" answers), never
-// wrong.
+// before. Its size is fixed when it is made and bounded (MaxBits), so memory
+// stays flat however large the archive grows; past its capacity it only
+// grows less useful (more "maybe" answers), never wrong.
 //
 // Only the one process that writes the database may use a Filter for it:
 // keys another process adds never reach it.
