@@ -173,7 +173,15 @@ func Open(dir string) (*Store, error) {
 	if s.readOnly {
 		return s, nil
 	}
+	if _, err := s.db.Exec(`CREATE TABLE IF NOT EXISTS punches (vol INTEGER NOT NULL, off INTEGER NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (vol, off))`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("objstore/volume: open %s: map: %w", dir, err)
+	}
 	if err := s.recover(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.finishPunches(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -878,6 +886,18 @@ func (s *Store) Stat(ctx context.Context, key string) (objstore.Info, error) {
 // Delete destroys the object: its bytes are punched to zeros in the volume
 // (not merely forgotten: erasure relies on it), a deletion record is
 // appended, and both are flushed before Delete returns.
+//
+// The steps are ordered so that, wherever the process dies, every object
+// still listed is whole and every deletion that removed a listing is
+// finished (TestKill9 kills it mid-way):
+//  1. the deletion record is appended and flushed (a rescan of the volumes
+//     knows the key is gone; the map still lists the object, whole);
+//  2. one map transaction removes the object's row and records the punch
+//     to make;
+//  3. the bytes are punched to zeros and flushed;
+//  4. the recorded punch is dropped.
+//
+// Open makes the punches that a death between 2 and 4 left recorded.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := objstore.ValidKey(key); err != nil {
 		return err
@@ -899,13 +919,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return fmt.Errorf("objstore/volume: delete %s: %w", key, unwrapOp(err))
 	}
-	f, err := s.file(l.vol)
-	if err != nil {
-		return err
-	}
-	if err := zero(f, l.off, l.size); err != nil {
-		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
-	}
+	// 1.
 	s.mu.Lock()
 	if s.active == nil {
 		s.mu.Unlock()
@@ -921,15 +935,71 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	s.actEnd = start + int64(len(rec))
 	s.dirty[s.actID] = s.actEnd
-	if l.vol != s.actID {
-		s.dirty[l.vol] = max(s.dirty[l.vol], l.off+l.size)
-	}
 	s.mu.Unlock()
 	if err := s.flushLocked(ctx); err != nil {
 		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM objects WHERE key = ?`, key); err != nil {
+	// 2.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
 		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`DELETE FROM objects WHERE key = ?`, key); err != nil {
+		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
+	}
+	if _, err := tx.Exec(`INSERT OR REPLACE INTO punches(vol, off, size) VALUES(?, ?, ?)`, l.vol, l.off, l.size); err != nil {
+		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
+	}
+	// 3. and 4.
+	if err := s.punch(l); err != nil {
+		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// punch zeroes l's bytes, flushes the volume, and drops the recorded punch.
+func (s *Store) punch(l loc) error {
+	f, err := s.file(l.vol)
+	if err != nil {
+		return err
+	}
+	if err := zero(f, l.off, l.size); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return err
+	}
+	_, err = s.db.Exec(`DELETE FROM punches WHERE vol = ? AND off = ?`, l.vol, l.off)
+	return err
+}
+
+// finishPunches makes the punches recorded by a Delete that did not finish.
+func (s *Store) finishPunches() error {
+	rows, err := s.db.Query(`SELECT vol, off, size FROM punches`)
+	if err != nil {
+		return err
+	}
+	var todo []loc
+	for rows.Next() {
+		var l loc
+		if err := rows.Scan(&l.vol, &l.off, &l.size); err != nil {
+			rows.Close()
+			return err
+		}
+		todo = append(todo, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range todo {
+		if err := s.punch(l); err != nil {
+			return fmt.Errorf("objstore/volume: finish the deletion at %s offset %d: %w", volName(l.vol), l.off, err)
+		}
 	}
 	return nil
 }

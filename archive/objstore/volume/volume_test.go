@@ -277,3 +277,48 @@ func TestKnownKeys(t *testing.T) {
 		t.Fatalf("k/new = %q", got)
 	}
 }
+
+// A Delete that died after removing the object's row but before punching
+// its bytes (steps 2 to 4) is finished at the next Open.
+func TestUnfinishedDeletionIsFinished(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := open(t, dir)
+	secret := []byte("erase-me-" + strings.Repeat("y", 3000) + "-unfinished-secret-token")
+	if err := s.Put(ctx, "keys/abc/k", bytes.NewReader(secret), int64(len(secret))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "keys/abc/other", strings.NewReader("kept"), 4); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.lookup(ctx, "keys/abc/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What step 2 commits; the process dies before the punch.
+	if _, err := s.db.Exec(`DELETE FROM objects WHERE key = 'keys/abc/k'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`INSERT INTO punches(vol, off, size) VALUES(?, ?, ?)`, l.vol, l.off, l.size); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	for _, f := range volumeFiles(t, dir) {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte("unfinished-secret-token")) {
+			t.Fatalf("the deleted object's bytes are still in %s after Open", f)
+		}
+	}
+	var n int
+	s.db.QueryRow(`SELECT count(*) FROM punches`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("%d punches still recorded", n)
+	}
+	if _, err := s.Stat(ctx, "keys/abc/k"); !errors.Is(err, objstore.ErrNotExist) {
+		t.Fatalf("deleted object: Stat = %v", err)
+	}
+	if got := get(t, s, "keys/abc/other"); string(got) != "kept" {
+		t.Fatalf("kept object: %q", got)
+	}
+}
