@@ -144,17 +144,7 @@ func FuzzReader(f *testing.F) {
 	f.Add(uint16(10), []byte("x"), uint8(2), uint16(13))
 	f.Fuzz(func(t *testing.T, at uint16, data []byte, op uint8, step uint16) {
 		c := containers[int(op>>2)%len(containers)]
-		pos := int(at) % (len(c) + 1)
-		var m []byte
-		switch op % 3 {
-		case 0: // overwrite
-			m = bytes.Clone(c)
-			copy(m[pos:], data)
-		case 1: // insert
-			m = append(append(append([]byte{}, c[:pos]...), data...), c[pos:]...)
-		default: // cut
-			m = append(append([]byte{}, c[:pos]...), c[min(len(c), pos+len(data)):]...)
-		}
+		m := edit(c, at, data, op)
 		var mk crypto.MessageKey
 		var obj bytes.Buffer
 		w, err := mk.Encrypt(&obj)

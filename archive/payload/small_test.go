@@ -115,6 +115,22 @@ func TestOpenSmallRefusesDamage(t *testing.T) {
 	}
 }
 
+// edit is a fuzz input's change to b: data written over b at a position
+// from at, inserted there, or as many bytes cut (op % 3).
+func edit(b []byte, at uint16, data []byte, op uint8) []byte {
+	pos := int(at) % (len(b) + 1)
+	switch op % 3 {
+	case 0: // overwrite
+		m := bytes.Clone(b)
+		copy(m[pos:], data)
+		return m
+	case 1: // insert
+		return append(append(append([]byte{}, b[:pos]...), data...), b[pos:]...)
+	default: // cut
+		return append(append([]byte{}, b[:pos]...), b[min(len(b), pos+len(data)):]...)
+	}
+}
+
 // FuzzOpenSmall: any edit of a valid object (bytes replaced, inserted or
 // cut) gets the same verdict and plaintext from openSmall as from age.
 func FuzzOpenSmall(f *testing.F) {
@@ -133,17 +149,7 @@ func FuzzOpenSmall(f *testing.F) {
 	f.Add(uint16(headerLen-3), []byte("AA"), uint8(2))
 	f.Add(uint16(len(obj)-5), []byte{0}, uint8(3))
 	f.Fuzz(func(t *testing.T, at uint16, data []byte, op uint8) {
-		pos := int(at) % (len(obj) + 1)
-		var m []byte
-		switch op % 3 {
-		case 0: // overwrite
-			m = bytes.Clone(obj)
-			copy(m[pos:], data)
-		case 1: // insert
-			m = append(append(append([]byte{}, obj[:pos]...), data...), obj[pos:]...)
-		default: // cut
-			m = append(append([]byte{}, obj[:pos]...), obj[min(len(obj), pos+len(data)):]...)
-		}
+		m := edit(obj, at, data, op)
 		key := mk // Seal set the file key; keep it
 		checkAgainstAge(t, m, &key)
 	})
