@@ -393,6 +393,23 @@ func (s *Store) recover() error {
 		}
 	}
 	recs = recs[:keep]
+	// A record that a later (kept) deletion record names is punched again:
+	// idempotent, and it finishes a deletion whose recorded punch was lost
+	// with map.db.
+	punched := map[uint32]bool{}
+	for i, r := range recs {
+		if j, ok := lastDelete[r.key]; ok && j > i && j < keep && r.flags&flagDelete == 0 && r.dlen > 0 {
+			if err := zero(files[r.vol], r.off+r.hlen, int64(r.dlen)); err != nil {
+				return fmt.Errorf("objstore/volume: recover: punch %s: %w", r.key, err)
+			}
+			punched[r.vol] = true
+		}
+	}
+	for v := range punched {
+		if err := unix.Fdatasync(int(files[v].Fd())); err != nil {
+			return fmt.Errorf("objstore/volume: recover: %w", err)
+		}
+	}
 	if cutOff >= 0 {
 		f := files[cutVol]
 		if err := f.Truncate(cutOff); err != nil {

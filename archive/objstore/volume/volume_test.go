@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/storetest"
@@ -314,6 +315,51 @@ func TestUnfinishedDeletionIsFinished(t *testing.T) {
 	s.db.QueryRow(`SELECT count(*) FROM punches`).Scan(&n)
 	if n != 0 {
 		t.Fatalf("%d punches still recorded", n)
+	}
+	if _, err := s.Stat(ctx, "keys/abc/k"); !errors.Is(err, objstore.ErrNotExist) {
+		t.Fatalf("deleted object: Stat = %v", err)
+	}
+	if got := get(t, s, "keys/abc/other"); string(got) != "kept" {
+		t.Fatalf("kept object: %q", got)
+	}
+}
+
+// The same death, with map.db lost as well (its recorded punch with it):
+// the rescan of the volumes finds the deletion record and punches the
+// object it names.
+func TestRescanPunchesDeletedObjects(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := open(t, dir)
+	secret := []byte("erase-me-" + strings.Repeat("z", 3000) + "-rescan-secret-token")
+	if err := s.Put(ctx, "keys/abc/k", bytes.NewReader(secret), int64(len(secret))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "keys/abc/other", strings.NewReader("kept"), 4); err != nil {
+		t.Fatal(err)
+	}
+	// Step 1 of Delete: the deletion record, flushed; then the process dies.
+	s.mu.Lock()
+	rec := append(header("keys/abc/k", flagDelete, 0, time.Now().UnixNano()), 0, 0, 0, 0)
+	if _, err := s.active.WriteAt(rec, s.actEnd); err != nil {
+		t.Fatal(err)
+	}
+	s.actEnd += int64(len(rec))
+	s.dirty[s.actID] = s.actEnd
+	s.mu.Unlock()
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, name := range []string{"map.db", "map.db-wal", "map.db-shm"} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	s = open(t, dir)
+	for _, f := range volumeFiles(t, dir) {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte("rescan-secret-token")) {
+			t.Fatalf("the deleted object's bytes are still in %s after the rescan", f)
+		}
 	}
 	if _, err := s.Stat(ctx, "keys/abc/k"); !errors.Is(err, objstore.ErrNotExist) {
 		t.Fatalf("deleted object: Stat = %v", err)
