@@ -540,3 +540,29 @@ func TestMemServerIdleReportsPending(t *testing.T) {
 		t.Fatal("the message added before IDLE was not announced")
 	}
 }
+
+// TestSelectedMailboxSetWhenSelectReturns holds imapclient to what the
+// harvester's IDLE relies on: right after Select(...).Wait() the client
+// knows the mailbox is selected, also when the server closed the previous
+// one with a CLOSED response code (go-imap patch 11). Without the patch,
+// Mailbox() was sometimes still nil there, and the harvester fell back to
+// polling instead of IDLE.
+func TestSelectedMailboxSetWhenSelectReturns(t *testing.T) {
+	m := newMemServer(t, fullCaps(), nil)
+	c, err := imapclient.DialInsecure(fmt.Sprintf("127.0.0.1:%d", m.port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(testUser, testPass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 {
+		if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if mb := c.Mailbox(); mb == nil || mb.Name != "INBOX" {
+			t.Fatalf("select %d: Mailbox() = %v right after Select returned", i, mb)
+		}
+	}
+}
