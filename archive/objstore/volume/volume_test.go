@@ -279,20 +279,45 @@ func TestKnownKeys(t *testing.T) {
 	}
 }
 
-// A Delete that died after removing the object's row but before punching
-// its bytes (steps 2 to 4) is finished at the next Open.
-func TestUnfinishedDeletionIsFinished(t *testing.T) {
-	dir := t.TempDir()
+// putSecret stores keys/abc/k holding token among other bytes, and
+// keys/abc/other holding "kept".
+func putSecret(t *testing.T, s *Store, token string) {
+	t.Helper()
 	ctx := context.Background()
-	s := open(t, dir)
-	secret := []byte("erase-me-" + strings.Repeat("y", 3000) + "-unfinished-secret-token")
+	secret := []byte("erase-me-" + strings.Repeat("y", 3000) + token)
 	if err := s.Put(ctx, "keys/abc/k", bytes.NewReader(secret), int64(len(secret))); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Put(ctx, "keys/abc/other", strings.NewReader("kept"), 4); err != nil {
 		t.Fatal(err)
 	}
-	l, err := s.lookup(ctx, "keys/abc/k")
+}
+
+// checkErased checks that keys/abc/k is gone, bytes included, and
+// keys/abc/other intact.
+func checkErased(t *testing.T, dir string, s *Store, token string) {
+	t.Helper()
+	for _, f := range volumeFiles(t, dir) {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte(token)) {
+			t.Fatalf("the deleted object's bytes are still in %s", f)
+		}
+	}
+	if _, err := s.Stat(context.Background(), "keys/abc/k"); !errors.Is(err, objstore.ErrNotExist) {
+		t.Fatalf("deleted object: Stat = %v", err)
+	}
+	if got := get(t, s, "keys/abc/other"); string(got) != "kept" {
+		t.Fatalf("kept object: %q", got)
+	}
+}
+
+// A Delete that died after removing the object's row but before punching
+// its bytes (steps 2 to 4) is finished at the next Open.
+func TestUnfinishedDeletionIsFinished(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	putSecret(t, s, "-unfinished-secret-token")
+	l, err := s.lookup(context.Background(), "keys/abc/k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,22 +330,11 @@ func TestUnfinishedDeletionIsFinished(t *testing.T) {
 	}
 	s.Close()
 	s = open(t, dir)
-	for _, f := range volumeFiles(t, dir) {
-		b, _ := os.ReadFile(f)
-		if bytes.Contains(b, []byte("unfinished-secret-token")) {
-			t.Fatalf("the deleted object's bytes are still in %s after Open", f)
-		}
-	}
+	checkErased(t, dir, s, "-unfinished-secret-token")
 	var n int
 	s.db.QueryRow(`SELECT count(*) FROM punches`).Scan(&n)
 	if n != 0 {
 		t.Fatalf("%d punches still recorded", n)
-	}
-	if _, err := s.Stat(ctx, "keys/abc/k"); !errors.Is(err, objstore.ErrNotExist) {
-		t.Fatalf("deleted object: Stat = %v", err)
-	}
-	if got := get(t, s, "keys/abc/other"); string(got) != "kept" {
-		t.Fatalf("kept object: %q", got)
 	}
 }
 
@@ -329,15 +343,8 @@ func TestUnfinishedDeletionIsFinished(t *testing.T) {
 // object it names.
 func TestRescanPunchesDeletedObjects(t *testing.T) {
 	dir := t.TempDir()
-	ctx := context.Background()
 	s := open(t, dir)
-	secret := []byte("erase-me-" + strings.Repeat("z", 3000) + "-rescan-secret-token")
-	if err := s.Put(ctx, "keys/abc/k", bytes.NewReader(secret), int64(len(secret))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put(ctx, "keys/abc/other", strings.NewReader("kept"), 4); err != nil {
-		t.Fatal(err)
-	}
+	putSecret(t, s, "-rescan-secret-token")
 	// Step 1 of Delete: the deletion record, flushed; then the process dies.
 	s.mu.Lock()
 	rec := append(header("keys/abc/k", flagDelete, 0, time.Now().UnixNano()), 0, 0, 0, 0)
@@ -347,7 +354,7 @@ func TestRescanPunchesDeletedObjects(t *testing.T) {
 	s.actEnd += int64(len(rec))
 	s.dirty[s.actID] = s.actEnd
 	s.mu.Unlock()
-	if err := s.Sync(ctx); err != nil {
+	if err := s.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -355,16 +362,5 @@ func TestRescanPunchesDeletedObjects(t *testing.T) {
 		os.Remove(filepath.Join(dir, name))
 	}
 	s = open(t, dir)
-	for _, f := range volumeFiles(t, dir) {
-		b, _ := os.ReadFile(f)
-		if bytes.Contains(b, []byte("rescan-secret-token")) {
-			t.Fatalf("the deleted object's bytes are still in %s after the rescan", f)
-		}
-	}
-	if _, err := s.Stat(ctx, "keys/abc/k"); !errors.Is(err, objstore.ErrNotExist) {
-		t.Fatalf("deleted object: Stat = %v", err)
-	}
-	if got := get(t, s, "keys/abc/other"); string(got) != "kept" {
-		t.Fatalf("kept object: %q", got)
-	}
+	checkErased(t, dir, s, "-rescan-secret-token")
 }
