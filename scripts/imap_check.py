@@ -104,8 +104,17 @@ def main():
             check(part == whole[max(off, 0):max(off, 0) + cnt], "UID %d <%d.%d>: %r" % (uid, off, cnt, part[:40]))
         typ, data = M.uid("FETCH", str(uid), "(BODY.PEEK[TEXT] BODY.PEEK[HEADER] BODYSTRUCTURE ENVELOPE)")
         ok(typ, data, "FETCH TEXT/HEADER")
-        parts = [x[1] for x in data if isinstance(x, tuple)]
-        check(len(parts) == 2 and parts[1] + parts[0] == whole, "UID %d: HEADER + TEXT differ from BODY[]" % uid)
+        # Each literal comes with the text before it; ENVELOPE and
+        # BODYSTRUCTURE may hold literals too (an 8-bit or multi-line
+        # subject, a filename), so the two sections are found by name.
+        sections = {}
+        for x in data:
+            if isinstance(x, tuple):
+                m = re.search(rb"BODY\[(TEXT|HEADER)\] \{\d+\}$", x[0])
+                if m:
+                    sections[m.group(1)] = x[1]
+        check(set(sections) == {b"TEXT", b"HEADER"} and sections[b"HEADER"] + sections[b"TEXT"] == whole,
+              "UID %d: HEADER + TEXT differ from BODY[] (sections %s)" % (uid, sorted(sections)))
 
     # SELECT (read-write for flags only): SEARCH with each key.
     ok(*M.select("INBOX"), what="SELECT INBOX")
