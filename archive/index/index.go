@@ -400,21 +400,7 @@ func (ix *Index) FilterSHAs() {
 		defer close(ix.loadedSHAs)
 		// The UNIQUE index on sha256 covers the query: the scan reads
 		// hashes, not message rows.
-		rows, err := ix.db.QueryContext(ctx, `SELECT sha256 FROM messages WHERE sha256 IS NOT NULL`)
-		if err != nil {
-			return
-		}
-		defer rows.Close()
-		var sha []byte
-		for rows.Next() {
-			if rows.Scan(&sha) != nil {
-				return
-			}
-			f.Add(string(sha))
-		}
-		if rows.Err() == nil {
-			f.Ready()
-		}
+		f.Load(ctx, ix.db, `SELECT sha256 FROM messages WHERE sha256 IS NOT NULL`)
 	}()
 }
 

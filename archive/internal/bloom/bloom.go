@@ -15,6 +15,8 @@
 package bloom
 
 import (
+	"context"
+	"database/sql"
 	"hash/maphash"
 	"math/bits"
 	"sync/atomic"
@@ -77,6 +79,27 @@ func (f *Filter) Absent(key string) bool {
 		}
 	}
 	return false
+}
+
+// Load adds every value of query's one column from db, then marks the
+// filter Ready. If the query fails or ctx ends first, the filter stays
+// unready (harmless: it claims nothing).
+func (f *Filter) Load(ctx context.Context, db *sql.DB, query string) {
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	var k string
+	for rows.Next() {
+		if rows.Scan(&k) != nil {
+			return
+		}
+		f.Add(k)
+	}
+	if rows.Err() == nil {
+		f.Ready()
+	}
 }
 
 // Ready marks the filter loaded: every key the database held when the

@@ -205,21 +205,7 @@ func (s *Store) loadKnown() {
 	s.stopLoad, s.loadedKeys = cancel, make(chan struct{})
 	go func() {
 		defer close(s.loadedKeys)
-		rows, err := s.db.QueryContext(ctx, `SELECT key FROM objects`)
-		if err != nil {
-			return
-		}
-		defer rows.Close()
-		var k string
-		for rows.Next() {
-			if rows.Scan(&k) != nil {
-				return
-			}
-			f.Add(k)
-		}
-		if rows.Err() == nil {
-			f.Ready()
-		}
+		f.Load(ctx, s.db, `SELECT key FROM objects`)
 	}()
 }
 
