@@ -116,24 +116,21 @@ func TestLateCustodian(t *testing.T) {
 // IDLE and at the next command; sequence numbers stay right.
 func TestDisposedExpunged(t *testing.T) {
 	f := newFixture(t, fixtureOpts{generated: 8})
-	expunged := make(chan uint32, 10)
-	c, err := imapclient.DialInsecure(f.addr, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-		Expunge: func(seq uint32) { expunged <- seq },
-	}})
-	if err != nil {
-		t.Fatal(err)
+	// dial logs in a client that reports the EXPUNGEs it is told of.
+	dial := func() (*imapclient.Client, chan uint32) {
+		expunged := make(chan uint32, 10)
+		c, err := imapclient.DialInsecure(f.addr, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Expunge: func(seq uint32) { expunged <- seq },
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.Login("auditor", f.password).Wait()
+		return c, expunged
 	}
-	defer c.Close()
-	c.Login("auditor", f.password).Wait()
-	expunged2 := make(chan uint32, 10)
-	c2, err := imapclient.DialInsecure(f.addr, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-		Expunge: func(seq uint32) { expunged2 <- seq },
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	c2.Login("auditor", f.password).Wait()
+	c, expunged := dial()
+	c2, expunged2 := dial()
 	sel, err := c.Select("INBOX", nil).Wait()
 	if err != nil {
 		t.Fatal(err)
