@@ -75,6 +75,23 @@ func (s *Store) OpenMessage(ctx context.Context, seq uint64) (*Message, error) {
 	return s.OpenMessageRow(ctx, m)
 }
 
+// Prefetch tells the object store that the payload and key objects of
+// rows are about to be opened (OpenMessageRow), for stores that look many
+// objects up at once more cheaply (objstore.Prefetcher). Only a hint.
+func (s *Store) Prefetch(ctx context.Context, rows []*index.MessageRow) {
+	pf, ok := s.objs.(objstore.Prefetcher)
+	if !ok || len(rows) == 0 {
+		return
+	}
+	keys := make([]string, 0, 2*len(rows))
+	for _, m := range rows {
+		if m.State == index.StateActive && m.Object != "" {
+			keys = append(keys, m.KeyObject, m.Object)
+		}
+	}
+	pf.Prefetch(ctx, keys)
+}
+
 // OpenMessageRow is OpenMessage for a caller that has read the message's
 // index row already (the IMAP view reads rows a batch at a time). It uses
 // Seq, State, Size, Object, KeyObject and ObjectSize; the returned

@@ -94,6 +94,13 @@ func (s *session) prefetch(ctx context.Context, ms []member, rows map[int64]*row
 	go func() {
 		defer p.wg.Done()
 		defer close(todo)
+		ahead := make([]*index.MessageRow, 0, len(ms))
+		for _, m := range ms {
+			if r := rows[m.msg]; r != nil {
+				ahead = append(ahead, &r.ix)
+			}
+		}
+		st.Prefetch(ctx, ahead)
 		for i := range ms {
 			select {
 			case p.window <- struct{}{}:
@@ -215,6 +222,13 @@ func (s *session) startReadahead(msgs []int64) {
 				head = s.srv.db.head()
 			}
 			rows, err := s.loadRows(ctx, chunk, false, false, true)
+			if err == nil {
+				ahead := make([]*index.MessageRow, 0, len(rows))
+				for _, r := range rows {
+					ahead = append(ahead, &r.ix)
+				}
+				st.Prefetch(ctx, ahead)
+			}
 			if err == nil && head != -2 {
 				ra.mu.Lock()
 				for m, r := range rows {

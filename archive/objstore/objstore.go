@@ -178,6 +178,14 @@ type FlushesInOrder interface {
 	PutFlushesEarlier() bool
 }
 
+// Prefetcher is implemented by stores that can look up many objects'
+// locations at once more cheaply than one by one (the volume store: one
+// map.db query instead of one per object). A reader about to open keys calls
+// Prefetch first; it is only a hint, and what it finds is used once.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, keys []string)
+}
+
 // ContextReader reads from r until ctx is done (a copy into a store stops
 // then).
 func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }

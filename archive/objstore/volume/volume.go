@@ -95,6 +95,10 @@ type Store struct {
 	actEnd  int64
 	pending map[string]loc   // appended, not yet in map.db
 	dirty   map[uint32]int64 // volume -> end offset appended since its last flush
+	// hints holds locations looked up ahead by Prefetch, each dropped by
+	// the lookup it serves; deleted counts deletions (see Prefetch).
+	hints   map[string]loc
+	deleted uint64
 
 	syncMu sync.Mutex // flushes and deletions, one at a time
 
@@ -117,6 +121,7 @@ var (
 	_ objstore.RangeReader    = (*Store)(nil)
 	_ objstore.Batcher        = (*Store)(nil)
 	_ objstore.FlushesInOrder = (*Store)(nil)
+	_ objstore.Prefetcher     = (*Store)(nil)
 )
 
 // PutFlushesEarlier is true: Put flushes every volume with records not yet
@@ -501,6 +506,11 @@ func header(key string, flags byte, dlen int64, mtime int64) []byte {
 func (s *Store) lookup(ctx context.Context, key string) (loc, error) {
 	s.mu.Lock()
 	l, ok := s.pending[key]
+	if !ok {
+		if l, ok = s.hints[key]; ok {
+			delete(s.hints, key)
+		}
+	}
 	s.mu.Unlock()
 	if ok {
 		return l, nil
@@ -519,6 +529,82 @@ func (s *Store) lookup(ctx context.Context, key string) (loc, error) {
 		return l, err
 	}
 	return l, nil
+}
+
+// maxHints bounds the locations Prefetch keeps: a reader that never opens
+// what it prefetched leaves them behind until the next Prefetch that would
+// pass the bound drops them all.
+var maxHints = 8192
+
+// prefetchQueried, when set (tests), runs between a Prefetch's query and
+// its keeping of what it found.
+var prefetchQueried func()
+
+// prefetchChunk is the number of keys one Prefetch query looks up.
+const prefetchChunk = 500
+
+// Prefetch looks up the locations of keys in map.db in a few queries and
+// keeps them for the lookups of the Gets and OpenReaderAts that follow (a
+// point query each costs more than the read it serves: a mailbox read
+// opens two objects per message). Keys not stored are skipped; errors are
+// ignored (the lookups then query as before).
+func (s *Store) Prefetch(ctx context.Context, keys []string) {
+	for lo := 0; lo < len(keys); lo += prefetchChunk {
+		if ctx.Err() != nil {
+			return
+		}
+		s.prefetch(keys[lo:min(lo+prefetchChunk, len(keys))])
+	}
+}
+
+func (s *Store) prefetch(keys []string) {
+	s.mu.Lock()
+	deleted := s.deleted
+	s.mu.Unlock()
+	var q strings.Builder
+	q.WriteString(`SELECT key, vol, off, size, mtime FROM objects WHERE key IN (?`)
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			q.WriteString(",?")
+		}
+		args[i] = k
+	}
+	q.WriteString(")")
+	// Without ctx, as lookup (see there).
+	rows, err := s.db.QueryContext(context.Background(), q.String(), args...)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	found := make(map[string]loc, len(keys))
+	for rows.Next() {
+		var k string
+		var l loc
+		if rows.Scan(&k, &l.vol, &l.off, &l.size, &l.mtime) != nil {
+			return
+		}
+		found[k] = l
+	}
+	if rows.Err() != nil {
+		return
+	}
+	if prefetchQueried != nil {
+		prefetchQueried()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A Delete that committed after the query began may have removed a
+	// row it returned: keep nothing then.
+	if s.deleted != deleted {
+		return
+	}
+	if s.hints == nil || len(s.hints)+len(found) > maxHints {
+		s.hints = make(map[string]loc, len(found))
+	}
+	for k, l := range found {
+		s.hints[k] = l
+	}
 }
 
 // Put stores exactly size bytes from r under key (objstore.Store). A nil
@@ -957,6 +1043,12 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
 	}
+	// A location looked up ahead must not outlive the row: drop it, and
+	// make a Prefetch whose query may have seen the row keep nothing.
+	s.mu.Lock()
+	delete(s.hints, key)
+	s.deleted++
+	s.mu.Unlock()
 	// 3. and 4.
 	if err := s.punch(l); err != nil {
 		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)

@@ -364,3 +364,83 @@ func TestRescanPunchesDeletedObjects(t *testing.T) {
 	s = open(t, dir)
 	checkErased(t, dir, s, "-rescan-secret-token")
 }
+
+func hinted(s *Store, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.hints[key]
+	return ok
+}
+
+// Prefetch's locations serve one lookup each, never outlive a deletion
+// (also one racing the query), and stay bounded.
+func TestPrefetch(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	for _, k := range []string{"o/a", "o/b", "o/c", "o/d"} {
+		if err := s.Put(ctx, k, strings.NewReader("value of "+k), int64(len("value of "+k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Prefetch(ctx, []string{"o/a", "o/b", "o/missing", "o/c"})
+	for k, want := range map[string]bool{"o/a": true, "o/b": true, "o/c": true, "o/missing": false, "o/d": false} {
+		if hinted(s, k) != want {
+			t.Fatalf("%s hinted: %v, want %v", k, !want, want)
+		}
+	}
+	if got := get(t, s, "o/a"); string(got) != "value of o/a" {
+		t.Fatalf("o/a = %q", got)
+	}
+	if hinted(s, "o/a") {
+		t.Fatal("a used location is kept")
+	}
+	if got := get(t, s, "o/a"); string(got) != "value of o/a" {
+		t.Fatalf("o/a again = %q", got)
+	}
+
+	// A deletion drops its location.
+	if err := s.Delete(ctx, "o/b"); err != nil {
+		t.Fatal(err)
+	}
+	if hinted(s, "o/b") {
+		t.Fatal("a deleted object's location is kept")
+	}
+	if _, err := s.Get(ctx, "o/b"); !errors.Is(err, objstore.ErrNotExist) {
+		t.Fatalf("get of a deleted object: %v", err)
+	}
+
+	// A deletion between the query and the keeping: nothing is kept.
+	prefetchQueried = func() {
+		prefetchQueried = nil
+		if err := s.Delete(ctx, "o/d"); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { prefetchQueried = nil }()
+	s.Prefetch(ctx, []string{"o/d"})
+	if hinted(s, "o/d") {
+		t.Fatal("a location found before a deletion is kept after it")
+	}
+	if _, err := s.Get(ctx, "o/d"); !errors.Is(err, objstore.ErrNotExist) {
+		t.Fatalf("get of an object deleted during a prefetch: %v", err)
+	}
+
+	// Bounded: past maxHints, what was kept is dropped.
+	old := maxHints
+	maxHints = 3
+	defer func() { maxHints = old }()
+	s.Prefetch(ctx, []string{"o/a"}) // o/c is still kept: 2
+	if !hinted(s, "o/c") || !hinted(s, "o/a") {
+		t.Fatal("locations within the bound dropped")
+	}
+	s.Prefetch(ctx, []string{"o/a", "o/c"}) // 2 + 2 > 3
+	s.mu.Lock()
+	n := len(s.hints)
+	s.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d locations kept, want 2", n)
+	}
+	if got := get(t, s, "o/c"); string(got) != "value of o/c" {
+		t.Fatalf("o/c = %q", got)
+	}
+}
