@@ -58,8 +58,11 @@ type Message struct {
 	closer io.Closer
 }
 
-// Close releases the object.
-func (m *Message) Close() error { return m.closer.Close() }
+// Close releases the object and the reader's buffers.
+func (m *Message) Close() error {
+	m.Reader.Close()
+	return m.closer.Close()
+}
 
 // ErrUnreadable is returned (wrapped) for a message whose key or object is
 // gone: disposed, erased or damaged.

@@ -116,14 +116,60 @@ func zstdBound(n int) int { return n + n>>8 + 64 }
 // Reader reads the original bytes of an object by range. It is safe for
 // concurrent use; it keeps one decoded frame cached.
 type Reader struct {
-	plain    io.ReaderAt
-	whole    []byte  // the plaintext, when plain reads it from memory
-	rawOff   []int64 // start of frame i in the original; rawOff[n] = size
-	compOff  []int64 // start of frame i in the plaintext
-	size     int64
-	mu       sync.Mutex
+	plain   io.ReaderAt
+	rawOff  []int64 // start of frame i in the original; rawOff[n] = size
+	compOff []int64 // start of frame i in the plaintext
+	size    int64
+	// whole is the plaintext when it is in memory (one age chunk), in
+	// wholeBuf, a buffer of smallPool.
+	whole, wholeBuf []byte
+
+	mu       sync.Mutex // guards what follows, and every use of the buffers
+	closed   bool
 	cacheIdx int
-	cache    []byte
+	cache    []byte // the decoded frame cacheIdx, a buffer of framePool
+}
+
+// Readers reuse their buffers (the object read whole, the decoded frame)
+// once closed: serving a mailbox opens and closes one message after another,
+// and allocating both anew for each made the garbage collector a large part
+// of a read's cost.
+var smallPool, framePool sync.Pool // *[]byte
+
+// maxPooled bounds the buffers kept for reuse.
+const maxPooled = FrameSize + 1024
+
+func getBuf(p *sync.Pool, n int) []byte {
+	if b, ok := p.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n, max(n, 16<<10))
+}
+
+func putBuf(p *sync.Pool, b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooled {
+		p.Put(&b)
+	}
+}
+
+// errClosed: the Reader was used after Close.
+var errClosed = errors.New("payload: reader closed")
+
+// Close releases the Reader's buffers for reuse; it must not be used after.
+func (r *Reader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	putBuf(&framePool, r.cache)
+	r.cache, r.cacheIdx = nil, -1
+	if r.wholeBuf != nil {
+		putBuf(&smallPool, r.wholeBuf)
+	}
+	r.plain, r.whole, r.wholeBuf = nil, nil, nil
+	return nil
 }
 
 // Open opens an object of encryptedSize bytes read from src with mk's file
@@ -131,14 +177,22 @@ type Reader struct {
 func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader, error) {
 	var plain io.ReaderAt
 	var plainSize int64
-	whole, err := openSmall(src, encryptedSize, mk.FileKey[:])
+	whole, wholeBuf, err := openSmall(src, encryptedSize, mk.FileKey[:])
+	// Until the Reader owns it, wholeBuf goes back to the pool on failure.
+	owned := false
+	defer func() {
+		if !owned && wholeBuf != nil {
+			putBuf(&smallPool, wholeBuf)
+		}
+	}()
 	switch {
 	case err == nil:
 		plain, plainSize = bytes.NewReader(whole), int64(len(whole))
 	case !errors.Is(err, errNotSmall):
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	default:
-		whole = nil
+		putBuf(&smallPool, wholeBuf)
+		wholeBuf = nil
 		plain, plainSize, err = age.DecryptReaderAt(src, encryptedSize, mk.Identity())
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrFormat, err)
@@ -147,7 +201,7 @@ func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader,
 		// serve the footer, the seek table and the frames from memory.
 		// Each ReadAt into age allocates a 64 KiB chunk buffer.
 		if plainSize <= smallObject {
-			whole = make([]byte, plainSize)
+			whole := make([]byte, plainSize)
 			if err := readAt(plain, whole, 0); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 			}
@@ -177,7 +231,10 @@ func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader,
 		int64(binary.LittleEndian.Uint32(table[4:8])) != n*entrySize+footerSize {
 		return nil, fmt.Errorf("%w: bad seek table header", ErrFormat)
 	}
-	r := &Reader{plain: plain, whole: whole, rawOff: make([]int64, n+1), compOff: make([]int64, n+1), cacheIdx: -1}
+	r := &Reader{plain: plain, rawOff: make([]int64, n+1), compOff: make([]int64, n+1), cacheIdx: -1}
+	if wholeBuf != nil {
+		r.whole, r.wholeBuf = whole, wholeBuf
+	}
 	for i := int64(0); i < n; i++ {
 		e := table[8+i*entrySize:]
 		c, d := int64(binary.LittleEndian.Uint32(e[0:4])), int64(binary.LittleEndian.Uint32(e[4:8]))
@@ -191,6 +248,7 @@ func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader,
 		return nil, fmt.Errorf("%w: frames end at %d, seek table starts at %d", ErrFormat, r.compOff[n], tableStart)
 	}
 	r.size = r.rawOff[n]
+	owned = true
 	return r, nil
 }
 
@@ -202,6 +260,8 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("payload: negative offset")
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	n := 0
 	for n < len(p) {
 		if off >= r.size {
@@ -219,15 +279,17 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// frame returns the decoded frame i; the slice is valid until the next call
-// only when it is the cached one, so it is copied out under the lock.
+// frame returns the decoded frame i, valid while r.mu is held (the caller
+// holds it): the next frame and Close reuse its buffer.
 func (r *Reader) frame(i int) ([]byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errClosed
+	}
 	if r.cacheIdx == i {
 		return r.cache, nil
 	}
 	_, d := codecs()
+	size := r.rawOff[i+1] - r.rawOff[i]
 	var comp []byte
 	if r.whole != nil {
 		// In memory: decode in place (Open checked the frames lie within).
@@ -238,16 +300,26 @@ func (r *Reader) frame(i int) ([]byte, error) {
 			return nil, fmt.Errorf("%w: frame %d: %v", ErrFormat, i, err)
 		}
 	}
-	out, err := d.DecodeAll(comp, make([]byte, 0, r.rawOff[i+1]-r.rawOff[i]))
-	if err != nil || int64(len(out)) != r.rawOff[i+1]-r.rawOff[i] {
+	dst := r.cache
+	if dst == nil {
+		dst = getBuf(&framePool, int(size))
+	}
+	r.cacheIdx = -1 // its bytes are overwritten now
+	out, err := d.DecodeAll(comp, dst[:0])
+	if cap(out) > 0 {
+		r.cache = out
+	}
+	if err != nil || int64(len(out)) != size {
 		return nil, fmt.Errorf("%w: frame %d does not decompress to its size", ErrFormat, i)
 	}
-	r.cacheIdx, r.cache = i, out
+	r.cacheIdx = i
 	return out, nil
 }
 
 // WriteTo writes the whole original to w, frame by frame (io.WriterTo).
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var total int64
 	for i := 0; i < len(r.rawOff)-1; i++ {
 		f, err := r.frame(i)

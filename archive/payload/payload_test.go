@@ -3,6 +3,7 @@ package payload
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"testing"
@@ -184,4 +185,66 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("whole (%d bytes) and pieces of %d (%d bytes) differ", len(whole), n, len(pieces))
 		}
 	})
+}
+
+// Closed readers give their buffers to the next ones: many readers opened,
+// read (by ranges and whole) and closed at once, on several goroutines,
+// each still reads exactly its own message, and a closed reader reads
+// nothing.
+func TestReadersReuseBuffers(t *testing.T) {
+	type msg struct {
+		raw, obj []byte
+		mk       *crypto.MessageKey
+	}
+	var msgs []msg
+	for i, n := range []int{1, 700, 9000, 14000, 60000, FrameSize + 5000, 2*FrameSize + 1} {
+		raw := make([]byte, n)
+		for j := range raw {
+			raw[j] = byte('a' + (i*7+j)%26)
+		}
+		rand.Read(raw[:n/4])
+		obj, mk := seal(t, raw)
+		msgs = append(msgs, msg{raw, obj, mk})
+	}
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var err error
+			defer func() { done <- err }()
+			for k := 0; k < 200; k++ {
+				m := msgs[mrand.IntN(len(msgs))]
+				r, oerr := Open(bytes.NewReader(m.obj), int64(len(m.obj)), m.mk)
+				if oerr != nil {
+					err = oerr
+					return
+				}
+				off := mrand.IntN(len(m.raw))
+				part := make([]byte, mrand.IntN(len(m.raw)-off)+1)
+				if _, rerr := r.ReadAt(part, int64(off)); rerr != nil && rerr != io.EOF || !bytes.Equal(part, m.raw[off:off+len(part)]) {
+					err = fmt.Errorf("%d bytes at %d of a %d-byte message differ (%v)", len(part), off, len(m.raw), rerr)
+					return
+				}
+				var whole bytes.Buffer
+				if _, werr := r.WriteTo(&whole); werr != nil || !bytes.Equal(whole.Bytes(), m.raw) {
+					err = fmt.Errorf("a %d-byte message read whole differs (%v)", len(m.raw), werr)
+					return
+				}
+				r.Close()
+				if _, rerr := r.ReadAt(make([]byte, 1), 0); rerr == nil {
+					err = fmt.Errorf("a closed reader read")
+					return
+				}
+				if _, werr := r.WriteTo(io.Discard); werr == nil {
+					err = fmt.Errorf("a closed reader wrote")
+					return
+				}
+				r.Close() // twice is harmless
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -40,11 +40,17 @@ var errNotSmall = errors.New("payload: not a single-chunk object with the cairn 
 // header, read from src (encryptedSize bytes) and decrypted with fileKey,
 // or errNotSmall if the object is not one (then age reads it). The header
 // MAC and the chunk's tag are checked exactly as age checks them.
-func openSmall(src io.ReaderAt, encryptedSize int64, fileKey []byte) ([]byte, error) {
+func openSmall(src io.ReaderAt, encryptedSize int64, fileKey []byte) (plain, buf []byte, err error) {
 	if encryptedSize > smallLimit || encryptedSize < int64(headerLen+nonceLen+chacha20poly1305.Overhead) {
-		return nil, errNotSmall
+		return nil, nil, errNotSmall
 	}
-	buf := make([]byte, encryptedSize)
+	buf = getBuf(&smallPool, int(encryptedSize))
+	plain, err = decryptSmall(src, buf, fileKey)
+	return plain, buf, err
+}
+
+// decryptSmall reads the object into buf (its size) and decrypts it there.
+func decryptSmall(src io.ReaderAt, buf, fileKey []byte) ([]byte, error) {
 	if err := readAt(src, buf, 0); err != nil {
 		return nil, err
 	}

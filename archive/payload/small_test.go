@@ -30,7 +30,7 @@ func ageOpen(obj []byte, mk *crypto.MessageKey) ([]byte, error) {
 // it takes the object, an error from age too when it refuses it.
 func checkAgainstAge(t testing.TB, obj []byte, mk *crypto.MessageKey) (took bool) {
 	t.Helper()
-	got, err := openSmall(bytes.NewReader(obj), int64(len(obj)), mk.FileKey[:])
+	got, _, err := openSmall(bytes.NewReader(obj), int64(len(obj)), mk.FileKey[:])
 	want, aerr := ageOpen(obj, mk)
 	switch {
 	case errors.Is(err, errNotSmall):
@@ -110,7 +110,7 @@ func TestOpenSmallRefusesDamage(t *testing.T) {
 		}
 	}
 	other := crypto.NewMessageKeySalt()
-	if _, err := openSmall(bytes.NewReader(obj), int64(len(obj)), other.FileKey[:]); err == nil || errors.Is(err, errNotSmall) {
+	if _, _, err := openSmall(bytes.NewReader(obj), int64(len(obj)), other.FileKey[:]); err == nil || errors.Is(err, errNotSmall) {
 		t.Fatalf("another file key: %v", err)
 	}
 }
@@ -172,7 +172,7 @@ func TestSealIsAge(t *testing.T) {
 			t.Fatalf("n=%d: a small object without the cairn header", n)
 		}
 		if small {
-			got, err := openSmall(bytes.NewReader(obj), int64(len(obj)), mk.FileKey[:])
+			got, _, err := openSmall(bytes.NewReader(obj), int64(len(obj)), mk.FileKey[:])
 			if err != nil || !bytes.Equal(got, plain) {
 				t.Fatalf("n=%d: openSmall: %v", n, err)
 			}
