@@ -122,19 +122,24 @@ func ValidKey(key string) error {
 	if key == "" || len(key) > 512 {
 		return fmt.Errorf("%w: %q: length must be 1-512", ErrInvalidKey, key)
 	}
-	for _, seg := range strings.Split(key, "/") {
+	// One pass, no allocation: every read and write checks its key.
+	start := 0
+	for i := 0; i <= len(key); i++ {
+		if i < len(key) && key[i] != '/' {
+			c := key[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				return fmt.Errorf("%w: %q: byte %q not allowed", ErrInvalidKey, key, c)
+			}
+			continue
+		}
+		seg := key[start:i]
 		if seg == "" || seg[0] == '.' {
 			return fmt.Errorf("%w: %q: empty segment or segment starting with '.'", ErrInvalidKey, key)
 		}
 		if len(seg) > 255 {
 			return fmt.Errorf("%w: %q: segment longer than 255 bytes", ErrInvalidKey, key)
 		}
-		for i := 0; i < len(seg); i++ {
-			c := seg[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return fmt.Errorf("%w: %q: byte %q not allowed", ErrInvalidKey, key, c)
-			}
-		}
+		start = i + 1
 	}
 	return nil
 }

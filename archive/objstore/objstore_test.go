@@ -68,3 +68,45 @@ func TestValidPrefix(t *testing.T) {
 		}
 	}
 }
+
+// validKeyRef is ValidKey's rule stated segment by segment.
+func validKeyRef(key string) bool {
+	if key == "" || len(key) > 512 {
+		return false
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg[0] == '.' || len(seg) > 255 {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func FuzzValidKey(f *testing.F) {
+	for _, k := range []string{"a", "a/b", "a//b", "/a", "a/", ".a", "a/.b", "A", strings.Repeat("a", 256), strings.Repeat("a/", 256), "messages/ab/cd/ef"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		err := ValidKey(key)
+		if (err == nil) != validKeyRef(key) {
+			t.Fatalf("ValidKey(%q) = %v, the rule says ok=%v", key, err, validKeyRef(key))
+		}
+		if err != nil && !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("ValidKey(%q) = %v, not ErrInvalidKey", key, err)
+		}
+	})
+}
+
+func BenchmarkValidKey(b *testing.B) {
+	for b.Loop() {
+		if ValidKey("messages/ab/cd/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") != nil {
+			b.Fatal("invalid")
+		}
+	}
+}
