@@ -169,7 +169,7 @@ func (s *session) recordPipelined(ctx context.Context, parts []string, body bool
 	rs := normalizeRanges(ranges)
 	for _, r := range rs {
 		for lo := r.lo; lo <= r.hi; {
-			ms, err := w.page(ctx, lo, r.hi, fetchBatch)
+			ms, err := w.page(ctx, lo, r.hi, bodyBatch)
 			if err != nil {
 				return err
 			}

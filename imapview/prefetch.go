@@ -215,8 +215,8 @@ func (s *session) startReadahead(msgs []int64) {
 	go func() {
 		defer ra.wg.Done()
 		defer close(todo)
-		for lo := 0; lo < len(msgs); lo += fetchBatch {
-			chunk := msgs[lo:min(lo+fetchBatch, len(msgs))]
+		for lo := 0; lo < len(msgs); lo += bodyBatch {
+			chunk := msgs[lo:min(lo+bodyBatch, len(msgs))]
 			head := int64(-2) // unknown
 			if s.srv.db.head != nil {
 				head = s.srv.db.head()

@@ -1,0 +1,60 @@
+package imapview
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/cairn-archive/cairn/audit"
+)
+
+// A FETCH over several batches (small batches here) answers every message
+// once, in order, with its own bytes and sequence number; body reads go in
+// bodyBatch batches and header reads in fetchBatch ones, each audited
+// before it is sent.
+func TestFetchAcrossBatches(t *testing.T) {
+	oldF, oldB := fetchBatch, bodyBatch
+	fetchBatch, bodyBatch = 3, 7
+	defer func() { fetchBatch, bodyBatch = oldF, oldB }()
+	const n = 23
+	f := newFixture(t, fixtureOpts{generated: n})
+	c := f.auditor()
+	defer c.Close()
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		opts   *imap.FetchOptions
+		events int
+	}{
+		{"body", &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}, (n + 6) / 7},
+		{"envelope and body", &imap.FetchOptions{UID: true, Envelope: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}, (n + 2) / 3},
+	} {
+		before := len(f.a.Audit.Events(audit.ActionFetch))
+		var all imap.UIDSet
+		all.AddRange(1, 0)
+		res, err := c.Fetch(all, tc.opts).Collect()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(res) != n {
+			t.Fatalf("%s: %d messages, want %d", tc.name, len(res), n)
+		}
+		for i, m := range res {
+			if m.SeqNum != uint32(i+1) || m.UID != imap.UID(f.genSeqs[i]+1) {
+				t.Fatalf("%s: message %d is seq %d UID %d, want seq %d UID %d", tc.name, i, m.SeqNum, m.UID, i+1, f.genSeqs[i]+1)
+			}
+			if got := m.BodySection[0].Bytes; !bytes.Equal(got, f.msgs[f.genSeqs[i]]) {
+				t.Fatalf("%s: UID %d: %d bytes, not the original", tc.name, m.UID, len(got))
+			}
+			if tc.opts.Envelope && (m.Envelope == nil || m.Envelope.Subject != f.gen[i].Subject) {
+				t.Fatalf("%s: UID %d: envelope %+v", tc.name, m.UID, m.Envelope)
+			}
+		}
+		if got := len(f.a.Audit.Events(audit.ActionFetch)) - before; got != tc.events {
+			t.Errorf("%s: %d audit events, want one per batch: %d", tc.name, got, tc.events)
+		}
+	}
+}
