@@ -22,14 +22,17 @@ import (
 )
 
 // fetchBatch is how many messages one index query and one audit event
-// cover when the rows carry headers or structures (kilobytes each);
-// bodyBatch when they carry only what opening a body needs (object names
-// and sizes). Each batch costs a page query, a row query, an audit event,
-// a location prefetch and the prefetcher's start: for body reads, batches
-// of 1,024 instead of 256 took 11 % off serve's CPU and 12 % off a full
-// read's time. (Variables for tests.)
+// cover when the rows carry headers or structures (kilobytes each, held
+// until the batch is answered); bodyBatch when they carry only what
+// opening a body needs (object names and sizes). Each batch costs a page
+// query, a row query, a flags query, an audit event (committed before any
+// of it is sent), a location prefetch and the prefetcher's start. Measured
+// on 20,000 messages: body reads in batches of 1,024 instead of 256, 11 %
+// less serve CPU and 12 % less time for a full read; ENVELOPE for every
+// message in batches of 512 instead of 256, 20 % less of both (1,024 gave
+// no more). (Variables for tests.)
 var (
-	fetchBatch = 256
+	fetchBatch = 512
 	bodyBatch  = 1024
 )
 
