@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -39,6 +40,9 @@ nothing. Each erasure is audited first.`,
 				mode = retentionRead
 			}
 			env, err := openRetention(cmd, mode)
+			if errors.Is(err, errServeHoldsArchive) {
+				return fmt.Errorf("%w: while it runs, erase through its HTTP API (POST /api/v1/erasures with the same subject and reason, role legal or admin; docs/API.md), or stop serve first (--dry-run works while it runs)", err)
+			}
 			if err != nil {
 				return err
 			}

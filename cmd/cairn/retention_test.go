@@ -238,6 +238,23 @@ func TestServeRetentionSchedule(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "pending") {
 		t.Fatalf("hold place while serving: %d %s %s", code, out, errs)
 	}
+	// Disposal and erasure need the writer: each says how to do it while
+	// serve runs; their dry runs work.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"erase", "--subject", "bob@example.com", "--reason", "REQ-1"}, "POST /api/v1/erasures"},
+		{[]string{"retention", "run"}, "retention.schedule"},
+	} {
+		_, errs, code := cli(t, dir, append([]string{"--config", "c.yaml"}, c.args...)...)
+		if code == 0 || !strings.Contains(errs, "cairn serve holds the archive") || !strings.Contains(errs, c.want) {
+			t.Fatalf("%v while serving: exit %d, %q", c.args, code, errs)
+		}
+		if _, errs, code := cli(t, dir, append([]string{"--config", "c.yaml"}, append(c.args, "--dry-run")...)...); code != 0 {
+			t.Fatalf("%v --dry-run while serving: exit %d, %q", c.args, code, errs)
+		}
+	}
 	retentionFirstRun = 50 * time.Millisecond
 	defer func() { retentionFirstRun = time.Minute }()
 	svc, err := startRetention(ctx, &deps{cfg: cfg, objects: objs, archive: st, keys: k, audit: alog})

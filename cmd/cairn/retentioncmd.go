@@ -161,7 +161,9 @@ func (e *retentionEnv) close() {
 	}
 }
 
-var errServeHoldsArchive = errors.New("cairn serve holds the archive: this runs in serve (its schedule; the HTTP API when it lands), or stop serve first")
+// errServeHoldsArchive: a disposal or erasure needs the archive's writer,
+// which a running cairn serve holds. Each command adds how to do it then.
+var errServeHoldsArchive = errors.New("cairn serve holds the archive")
 
 // openRetention opens the archive, the audit log and the retention manager
 // for a command.
@@ -247,6 +249,9 @@ nothing. cairn serve runs this every retention.schedule.`,
 				mode = retentionRead
 			}
 			env, err := openRetention(cmd, mode)
+			if errors.Is(err, errServeHoldsArchive) {
+				return fmt.Errorf("%w: it runs this itself every retention.schedule (--dry-run works while it runs); stop serve to run it now", err)
+			}
 			if err != nil {
 				return err
 			}
