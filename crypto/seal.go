@@ -2,7 +2,6 @@ package crypto
 
 import (
 	"bytes"
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -150,10 +149,10 @@ func (mk *MessageKey) aead(label string) interface {
 	Seal(dst, nonce, plaintext, additionalData []byte) []byte
 	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
 } {
-	ikm := make([]byte, 0, 48)
-	ikm = append(ikm, mk.FileKey[:]...)
-	ikm = append(ikm, mk.Salt[:]...)
-	k, _ := hkdf.Key(sha256.New, ikm, nil, "cairn seal v1 "+label, 32)
-	aead, _ := chacha20poly1305.NewX(k)
+	var ikm [48]byte
+	copy(ikm[:], mk.FileKey[:])
+	copy(ikm[16:], mk.Salt[:])
+	k := HKDFSHA256(ikm[:], nil, "cairn seal v1 "+label)
+	aead, _ := chacha20poly1305.NewX(k[:])
 	return aead
 }

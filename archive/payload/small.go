@@ -2,7 +2,6 @@ package payload
 
 import (
 	"bytes"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +9,8 @@ import (
 	"io"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/cairn-archive/cairn/crypto"
 )
 
 // The age file of a stored message has a fixed header, written by
@@ -61,21 +62,13 @@ func decryptSmall(src io.ReaderAt, buf, fileKey []byte) ([]byte, error) {
 	if n, err := macEncoding.Decode(mac[:], buf[len(cairnHeader)+1:headerLen-1]); err != nil || n != len(mac) {
 		return nil, errNotSmall // not age's canonical encoding: let age judge it
 	}
-	hk, err := hkdf.Key(sha256.New, fileKey, nil, "header", sha256.Size)
-	if err != nil {
-		return nil, err
-	}
-	h := hmac.New(sha256.New, hk)
-	h.Write(buf[:len(cairnHeader)])
-	if !hmac.Equal(h.Sum(nil), mac[:]) {
+	hk := crypto.HKDFSHA256(fileKey, nil, "header")
+	if sum := crypto.HMACSHA256(hk[:], buf[:len(cairnHeader)]); !hmac.Equal(sum[:], mac[:]) {
 		return nil, errors.New("bad header MAC")
 	}
 	nonce := buf[headerLen : headerLen+nonceLen]
-	pk, err := hkdf.Key(sha256.New, fileKey, nonce, "payload", chacha20poly1305.KeySize)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := chacha20poly1305.New(pk)
+	pk := crypto.HKDFSHA256(fileKey, nonce, "payload")
+	aead, err := chacha20poly1305.New(pk[:])
 	if err != nil {
 		return nil, err
 	}
