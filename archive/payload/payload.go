@@ -81,12 +81,15 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 // Seal writes the object for raw to dst and records the file key in mk.
 func Seal(dst io.Writer, raw []byte, mk *crypto.MessageKey) error {
 	e, _ := codecs()
+	if zstdBound(len(raw))+tableSize(1) <= chunkSize {
+		return sealSmall(dst, raw, mk, e)
+	}
 	w, err := mk.Encrypt(dst)
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
 	nFrames := (len(raw) + FrameSize - 1) / FrameSize
-	table := make([]byte, 0, 8+nFrames*entrySize+footerSize)
+	table := make([]byte, 0, tableSize(nFrames))
 	table = binary.LittleEndian.AppendUint32(table, skippableMagic)
 	table = binary.LittleEndian.AppendUint32(table, uint32(nFrames*entrySize+footerSize))
 	buf := make([]byte, 0, zstdBound(min(len(raw), FrameSize)))
@@ -96,12 +99,9 @@ func Seal(dst io.Writer, raw []byte, mk *crypto.MessageKey) error {
 		if _, err := w.Write(buf); err != nil {
 			return fmt.Errorf("payload: %w", err)
 		}
-		table = binary.LittleEndian.AppendUint32(table, uint32(len(buf)))
-		table = binary.LittleEndian.AppendUint32(table, uint32(len(chunk)))
+		table = appendEntry(table, len(buf), len(chunk))
 	}
-	table = binary.LittleEndian.AppendUint32(table, uint32(nFrames))
-	table = append(table, 0) // descriptor: no checksums
-	table = binary.LittleEndian.AppendUint32(table, seekableMagic)
+	table = appendFooter(table, nFrames)
 	if _, err := w.Write(table); err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
@@ -109,6 +109,20 @@ func Seal(dst io.Writer, raw []byte, mk *crypto.MessageKey) error {
 		return fmt.Errorf("payload: %w", err)
 	}
 	return nil
+}
+
+// tableSize is the size of the seek table of n frames.
+func tableSize(n int) int { return 8 + n*entrySize + footerSize }
+
+func appendEntry(table []byte, compressed, original int) []byte {
+	table = binary.LittleEndian.AppendUint32(table, uint32(compressed))
+	return binary.LittleEndian.AppendUint32(table, uint32(original))
+}
+
+func appendFooter(table []byte, nFrames int) []byte {
+	table = binary.LittleEndian.AppendUint32(table, uint32(nFrames))
+	table = append(table, 0) // descriptor: no checksums
+	return binary.LittleEndian.AppendUint32(table, seekableMagic)
 }
 
 func zstdBound(n int) int { return n + n>>8 + 64 }

@@ -3,11 +3,15 @@ package payload
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/cairn-archive/cairn/crypto"
@@ -86,4 +90,54 @@ func decryptSmall(src io.ReaderAt, buf, fileKey []byte) ([]byte, error) {
 		return nil, errNotSmall
 	}
 	return plain, nil
+}
+
+// sealSmall writes the object for raw when its plaintext (at most one zstd
+// frame and the seek table) fits one STREAM chunk, as age.Encrypt would
+// write it with crypto.MessageKey.Encrypt's recipient, in one write:
+// the cairn header and its MAC, the payload nonce, and the chunk sealed as
+// the last. age's writer cost 17 µs of the ~600 of CPU that the SMTP
+// receiver spends per message, most of it in allocations; this is a tenth
+// of that. TestSealIsAge holds the result to age.
+func sealSmall(dst io.Writer, raw []byte, mk *crypto.MessageKey, e *zstd.Encoder) error {
+	pre := headerLen + nonceLen
+	out := make([]byte, pre, pre+zstdBound(len(raw))+tableSize(1)+chacha20poly1305.Overhead)
+	// A fresh file key, as age draws one (16 bytes of crypto/rand); it is
+	// the caller's to wrap into the key object.
+	rand.Read(mk.FileKey[:])
+	copy(out, cairnHeader)
+	hk := crypto.HKDFSHA256(mk.FileKey[:], nil, "header")
+	mac := crypto.HMACSHA256(hk[:], out[:len(cairnHeader)])
+	out[len(cairnHeader)] = ' '
+	macEncoding.Encode(out[len(cairnHeader)+1:headerLen-1], mac[:])
+	out[headerLen-1] = '\n'
+	nonce := out[headerLen:pre]
+	rand.Read(nonce)
+
+	plain, nFrames := out[pre:], 0
+	if len(raw) > 0 {
+		plain, nFrames = e.EncodeAll(raw, plain), 1
+	}
+	frame := len(plain)
+	plain = binary.LittleEndian.AppendUint32(plain, skippableMagic)
+	plain = binary.LittleEndian.AppendUint32(plain, uint32(nFrames*entrySize+footerSize))
+	if nFrames == 1 {
+		plain = appendEntry(plain, frame, len(raw))
+	}
+	plain = appendFooter(plain, nFrames)
+
+	pk := crypto.HKDFSHA256(mk.FileKey[:], nonce, "payload")
+	aead, err := chacha20poly1305.New(pk[:])
+	if err != nil {
+		return err
+	}
+	var cn [chacha20poly1305.NonceSize]byte
+	cn[len(cn)-1] = 1 // chunk 0, the last
+	sealed := aead.Seal(plain[:0], cn[:], plain, nil)
+	// sealed is in place after out[:pre] unless the frame outgrew its
+	// bound and zstd moved it; append copies it either way.
+	if _, err := dst.Write(append(out[:pre], sealed...)); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	return nil
 }

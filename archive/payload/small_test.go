@@ -185,6 +185,28 @@ func TestSealIsAge(t *testing.T) {
 			t.Fatalf("n=%d: round trip differs (%v)", n, err)
 		}
 	}
+	// Incompressible messages at the largest size sealSmall takes and just
+	// past it (age then writes the object): a frame as large as zstd makes.
+	limit := 0
+	for zstdBound(limit+1)+tableSize(1) <= chunkSize {
+		limit++
+	}
+	for _, n := range []int{limit - 1, limit, limit + 1} {
+		raw := make([]byte, n)
+		rand.Read(raw)
+		obj, mk := seal(t, raw)
+		plain, err := ageOpen(obj, mk)
+		if err != nil {
+			t.Fatalf("n=%d: age cannot open the object: %v", n, err)
+		}
+		r, err := Open(bytes.NewReader(obj), int64(len(obj)), mk)
+		if err != nil {
+			t.Fatalf("n=%d: %v", n, err)
+		}
+		if got, err := r.Bytes(); err != nil || !bytes.Equal(got, raw) || len(plain) < n {
+			t.Fatalf("n=%d: round trip differs (%v)", n, err)
+		}
+	}
 	// Two seals of the same bytes share nothing: file key and nonce are
 	// fresh each time.
 	a, mka := seal(t, []byte("same"))
