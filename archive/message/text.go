@@ -5,7 +5,9 @@ import (
 	"errors"
 	"html"
 	"io"
+	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/transform"
 )
@@ -29,21 +31,40 @@ var errTextFull = errors.New("message: text limit reached")
 // dropped, entities decoded). Chunks are separated by line breaks where
 // parts meet.
 //
-// Memory is bounded (a few buffers, whatever the message size) and output
-// stops silently after MaxText bytes. An error from fn stops the walk and
-// is returned; Text itself does not fail: unknown charsets fall back to
-// UTF-8/Windows-1252 and unknown transfer encodings to the raw bytes.
+// Memory is bounded (a few buffers, whatever the message size, reused from
+// one call to the next) and output stops silently after MaxText bytes. A
+// chunk is valid only during the call to fn, which must copy what it keeps.
+// An error from fn stops the walk and is returned; Text itself does not
+// fail: unknown charsets fall back to UTF-8/Windows-1252 and unknown
+// transfer encodings to the raw bytes.
 func Text(raw []byte, p *Part, fn func(chunk string) error) error {
-	t := &textWriter{fn: fn, left: MaxText}
+	t := textWriters.Get().(*textWriter)
+	t.fn, t.left = fn, MaxText
 	err := t.part(raw, p)
 	if err == nil {
 		err = t.flush(true)
+	}
+	t.fn, t.buf, t.scratch = nil, t.buf[:0], t.scratch[:0]
+	if cap(t.buf) <= maxPooledText && cap(t.scratch) <= maxPooledText {
+		textWriters.Put(t)
 	}
 	if errors.Is(err, errTextFull) {
 		return nil
 	}
 	return err
 }
+
+// textWriters keeps textWriters and their buffers between calls: every
+// archived message is reduced to its text, and allocating the buffers anew
+// (growing to the chunk size each time) was two thirds of what ingest
+// allocated per message.
+var textWriters = sync.Pool{New: func() any {
+	return &textWriter{buf: make([]byte, 0, 2*textChunk)}
+}}
+
+// maxPooledText bounds the buffers kept: a chunk, and one input read
+// expanded (HTML entities, fallback decoding) past it.
+const maxPooledText = 4 * textChunk
 
 type textWriter struct {
 	fn      func(string) error
@@ -237,7 +258,8 @@ func (t *textWriter) flush(final bool) error {
 			full = true
 		}
 		if len(chunk) > 0 {
-			if err := t.fn(string(chunk)); err != nil {
+			// No copy: the chunk lives in t.buf until fn returns.
+			if err := t.fn(unsafe.String(unsafe.SliceData(chunk), len(chunk))); err != nil {
 				return err
 			}
 		}

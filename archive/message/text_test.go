@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -190,4 +192,59 @@ func TestTextCharsets(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tt.charset, got, tt.want)
 		}
 	}
+}
+
+// Text reuses its buffers: calls in turn and at once, on messages that stop
+// early (fn's error), fill MaxText, or end mid-chunk, each give what a
+// first call gives, and no chunk is changed while fn holds it.
+func TestTextReusesBuffers(t *testing.T) {
+	msgs := [][]byte{
+		[]byte("Subject: one\r\nContent-Type: text/html\r\n\r\n<p>first &amp; <b>only</b></p>" + strings.Repeat("<i>word</i> ", 3000)),
+		[]byte("Content-Type: text/plain\r\n\r\n" + strings.Repeat("x€y ", MaxText/5)),
+		[]byte("Subject: short\r\n\r\nhello"),
+	}
+	for _, raw := range corpus(t) {
+		msgs = append(msgs, raw)
+	}
+	collect := func(raw []byte) string {
+		p, _ := Parse(raw)
+		var b strings.Builder
+		Text(raw, p, func(s string) error {
+			kept := strings.Clone(s)
+			b.WriteString(s)
+			runtime.Gosched() // let other calls run while s is held
+			if kept != s {
+				t.Errorf("chunk changed while fn held it")
+			}
+			return nil
+		})
+		return b.String()
+	}
+	want := make([]string, len(msgs))
+	for i, raw := range msgs {
+		want[i] = collect(raw)
+	}
+	if len(want[1]) != MaxText {
+		t.Fatalf("%d bytes from the long message, want MaxText", len(want[1]))
+	}
+	stop := errors.New("stop")
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 3 {
+				for i := range msgs {
+					j := (i + g + round) % len(msgs)
+					if got := collect(msgs[j]); got != want[j] {
+						t.Errorf("message %d: text differs on reuse (%d vs %d bytes)", j, len(got), len(want[j]))
+					}
+					// A walk stopped by fn leaves nothing for the next.
+					p, _ := Parse(msgs[j])
+					Text(msgs[j], p, func(string) error { return stop })
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
