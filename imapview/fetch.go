@@ -313,8 +313,8 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	// Recorded ahead with a pipelined burst, or record the burst behind it
 	// now (pipeline.go).
 	recorded := s.preAudited(numSet, parts)
-	if _, isUID := numSet.(imap.UIDSet); isUID && !recorded {
-		if err := s.recordPipelined(ctx, parts, nd.body); err != nil {
+	if uids, isUID := numSet.(imap.UIDSet); isUID && !recorded {
+		if recorded, err = s.recordPipelined(ctx, uids, parts, nd.body); err != nil {
 			return s.fail("fetch", err)
 		}
 	}

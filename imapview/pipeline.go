@@ -115,14 +115,18 @@ func (s *session) preAudited(numSet imap.NumSet, parts []string) bool {
 
 // recordPipelined records, in one event, the UID FETCH commands for the
 // same items already pipelined behind the current one, and remembers them;
-// when they send bodies, it starts opening their messages ahead.
-func (s *session) recordPipelined(ctx context.Context, parts []string, body bool) error {
+// when they send bodies, it starts opening their messages ahead. The
+// current command (head) goes into the same event when it names at most
+// maxPreAudited UIDs: then covered is true and it records nothing itself.
+// Recorded apart, it was a second durable write for every burst, during
+// which the session sent nothing.
+func (s *session) recordPipelined(ctx context.Context, head imap.UIDSet, parts []string, body bool) (covered bool, err error) {
 	if len(s.ahead) >= maxPreAudited {
-		return nil
+		return false, nil
 	}
 	buf := s.conn.Pipelined()
 	if len(buf) == 0 {
-		return nil
+		return false, nil
 	}
 	want := itemsKey(parts)
 	var ranges []keyRange
@@ -154,7 +158,7 @@ func (s *session) recordPipelined(ctx context.Context, parts []string, body bool
 		}
 		rs, err := s.resolve(ctx, uids)
 		if err != nil {
-			return err
+			return false, err
 		}
 		ranges = append(ranges, rs...)
 		keys = append(keys, preAuditKey(uids.String(), want))
@@ -163,7 +167,14 @@ func (s *session) recordPipelined(ctx context.Context, parts []string, body bool
 		}
 	}
 	if len(keys) == 0 {
-		return nil
+		return false, nil
+	}
+	if smallUIDSet(head, maxPreAudited) {
+		rs, err := s.resolve(ctx, head)
+		if err != nil {
+			return false, err
+		}
+		ranges, covered = append(ranges, rs...), true
 	}
 	var uids, ledger []uint64
 	rs := normalizeRanges(ranges)
@@ -171,7 +182,7 @@ func (s *session) recordPipelined(ctx context.Context, parts []string, body bool
 		for lo := r.lo; lo <= r.hi; {
 			ms, err := w.page(ctx, lo, r.hi, bodyBatch)
 			if err != nil {
-				return err
+				return false, err
 			}
 			if len(ms) == 0 {
 				break
@@ -188,7 +199,7 @@ func (s *session) recordPipelined(ctx context.Context, parts []string, body bool
 		Note: "recorded ahead for pipelined UID FETCH commands"}
 	setLedger(&ev, ledger)
 	if err := s.record(ctx, ev); err != nil {
-		return err
+		return false, err
 	}
 	if s.ahead == nil {
 		s.ahead = map[string]int{}
@@ -203,5 +214,22 @@ func (s *session) recordPipelined(ctx context.Context, parts []string, body bool
 		}
 		s.startReadahead(msgs)
 	}
-	return nil
+	return covered, nil
+}
+
+// smallUIDSet reports whether set names at most n UIDs ("*" counts as
+// many).
+func smallUIDSet(set imap.UIDSet, n uint64) bool {
+	var total uint64
+	for _, r := range set {
+		if r.Start == 0 || r.Stop == 0 {
+			return false
+		}
+		lo, hi := min(r.Start, r.Stop), max(r.Start, r.Stop)
+		total += uint64(hi-lo) + 1
+		if total > n {
+			return false
+		}
+	}
+	return true
 }
