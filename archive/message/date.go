@@ -2,7 +2,9 @@ package message
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // ParseDate parses a Date header value leniently: RFC 5322 §3.3 date-time
@@ -18,8 +20,14 @@ func ParseDate(s string) (time.Time, bool) {
 	if s == "" {
 		return time.Time{}, false
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, true
+	// RFC 3339 only where time.Parse may read it (at least
+	// "2006-01-02T1:04:05Z": it takes a one-digit hour): it allocates an
+	// error for every Date header it refuses, and the IMAP view parses one
+	// for each ENVELOPE it sends.
+	if len(s) >= len("2006-01-02T1:04:05Z") && s[4] == '-' && s[10] == 'T' {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t, true
+		}
 	}
 	var (
 		year, month, day   = -1, -1, -1
@@ -29,7 +37,9 @@ func ParseDate(s string) (time.Time, bool) {
 		pm, am             bool
 		yearDigits         int
 	)
-	for _, tok := range dateTokens(s) {
+	var toks [17]string
+	var lower [32]byte
+	for _, tok := range dateTokens(s, toks[:0]) {
 		switch {
 		case strings.IndexByte(tok, ':') > 0 && isDigit(tok[0]) && !haveTime:
 			t, zone := tok, ""
@@ -82,7 +92,7 @@ func ParseDate(s string) (time.Time, bool) {
 				return time.Time{}, false
 			}
 		default:
-			lt := strings.ToLower(tok)
+			lt := lowerInto(tok, lower[:0])
 			if m := monthNumber(lt); m > 0 && month < 0 {
 				month = m
 				continue
@@ -149,14 +159,14 @@ func ParseDate(s string) (time.Time, bool) {
 	}
 	loc := time.UTC
 	if offset != 0 {
-		loc = time.FixedZone("", offset)
+		loc = fixedZone(offset)
 	}
 	return time.Date(year, time.Month(month), day, hour, min, sec, 0, loc), true
 }
 
-// dateTokens splits a date on white space and commas, dropping comments.
-func dateTokens(s string) []string {
-	var out []string
+// dateTokens appends to out the tokens of a date, split on white space and
+// commas, comments dropped.
+func dateTokens(s string, out []string) []string {
 	depth := 0
 	start := -1
 	for i := 0; i <= len(s); i++ {
@@ -214,8 +224,18 @@ func parseClock(s string) (h, m, sec int, ok bool) {
 	if i := strings.IndexByte(s, '.'); i >= 0 {
 		s = s[:i]
 	}
-	f := strings.Split(s, ":")
-	if len(f) < 2 || len(f) > 3 {
+	var fields [3]string
+	f := fields[:0]
+	for len(f) < 3 {
+		i := strings.IndexByte(s, ':')
+		if i < 0 {
+			f = append(f, s)
+			s = ""
+			break
+		}
+		f, s = append(f, s[:i]), s[i+1:]
+	}
+	if len(f) < 2 || s != "" {
 		return 0, 0, 0, false
 	}
 	for _, x := range f {
@@ -263,6 +283,9 @@ func parseZone(s string) (int, bool) {
 
 // parseNumericDate parses "yyyy-mm-dd" and "yyyy/mm/dd".
 func parseNumericDate(s string) (y, m, d int, ok bool) {
+	if strings.IndexAny(s, "-/") < 0 {
+		return 0, 0, 0, false
+	}
 	f := strings.FieldsFunc(s, func(r rune) bool { return r == '-' || r == '/' })
 	if len(f) != 3 || len(f[0]) != 4 || !allDigits(f[0]) || !allDigits(f[1]) || !allDigits(f[2]) {
 		return 0, 0, 0, false
@@ -336,4 +359,44 @@ var zoneNames = map[string]int{
 	"ist": 5*3600 + 1800, "hkt": 8 * 3600, "sgt": 8 * 3600, "awst": 8 * 3600,
 	"jst": 9 * 3600, "kst": 9 * 3600,
 	"aest": 10 * 3600, "aedt": 11 * 3600, "nzst": 12 * 3600, "nzdt": 13 * 3600,
+}
+
+// lowerInto returns s with ASCII letters lower-cased, in buf when it fits
+// and s has upper-case letters (the result is then valid while buf is).
+func lowerInto(s string, buf []byte) string {
+	upper := false
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			upper = true
+			break
+		}
+	}
+	if !upper {
+		return s
+	}
+	if len(s) > cap(buf) {
+		return strings.ToLower(s)
+	}
+	buf = buf[:len(s)]
+	for i := 0; i < len(s); i++ {
+		buf[i] = lowerASCII(s[i])
+	}
+	return unsafe.String(unsafe.SliceData(buf), len(buf))
+}
+
+// zones caches the fixed zones of whole-minute offsets, so that parsing a
+// date does not allocate one each time.
+var zones [2*24*60 + 1]atomic.Pointer[time.Location]
+
+func fixedZone(offset int) *time.Location {
+	if offset%60 != 0 || offset <= -24*3600 || offset >= 24*3600 {
+		return time.FixedZone("", offset)
+	}
+	z := &zones[offset/60+24*60]
+	if loc := z.Load(); loc != nil {
+		return loc
+	}
+	loc := time.FixedZone("", offset)
+	z.Store(loc)
+	return loc
 }

@@ -2,6 +2,7 @@ package message
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -177,5 +178,32 @@ func TestDecodeHeader(t *testing.T) {
 		if got := DecodeHeader(tt.in); got != tt.want {
 			t.Errorf("DecodeHeader(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// FuzzParseDate: wherever time.Parse reads RFC 3339, ParseDate returns
+// what it reads (its guard skips time.Parse only where it must fail), and
+// nothing panics.
+func FuzzParseDate(f *testing.F) {
+	for _, s := range []string{"2012-10-18T22:48:39Z", "2012-10-18T22:48:39.123456789+02:00", " 2012-10-18T22:48:39-07:00 ",
+		"Thu, 18 Oct 2012 22:48:39 -0700", "2012-10-18 22:48:39", "2012-10-18t22:48:39Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := ParseDate(s)
+		in := s
+		if len(in) > 256 {
+			in = in[:256]
+		}
+		if want, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(in)); err == nil && (!ok || !got.Equal(want)) {
+			t.Fatalf("ParseDate(%q) = %v, %v; time.Parse reads %v", s, got, ok, want)
+		}
+	})
+}
+
+func BenchmarkParseDate(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		ParseDate("Tue, 3 Mar 2026 09:14:59 +0100 (CET)")
 	}
 }
