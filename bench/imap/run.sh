@@ -158,6 +158,9 @@ for k in ("select", "metadata", "bodies", "total"):
     row("full read: " + k, med([x[k] for x in rd]), med([x[k] for x in rc]))
 row("pipelined UID FETCH per message", med([x["seconds"] for x in qd]), med([x["seconds"] for x in qc]))
 print("(ratio = Cairn / Dovecot; below 1.00 Cairn is faster)")
+# mbsync's pull swings by seconds between rounds (it writes N files): show
+# every round, not only the median.
+print("mbsync rounds, seconds: Dovecot %s; Cairn %s" % (" ".join("%.2f" % x for x in pd), " ".join("%.2f" % x for x in pc)))
 EOF
 # DESIGN.md: memory stays flat with archive size. serve's peak resident
 # set over every round (compare a 2,000 and a 100,000 run).
