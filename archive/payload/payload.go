@@ -89,9 +89,7 @@ func Seal(dst io.Writer, raw []byte, mk *crypto.MessageKey) error {
 		return fmt.Errorf("payload: %w", err)
 	}
 	nFrames := (len(raw) + FrameSize - 1) / FrameSize
-	table := make([]byte, 0, tableSize(nFrames))
-	table = binary.LittleEndian.AppendUint32(table, skippableMagic)
-	table = binary.LittleEndian.AppendUint32(table, uint32(nFrames*entrySize+footerSize))
+	table := appendTableHeader(make([]byte, 0, tableSize(nFrames)), nFrames)
 	buf := make([]byte, 0, zstdBound(min(len(raw), FrameSize)))
 	for off := 0; off < len(raw); off += FrameSize {
 		chunk := raw[off:min(off+FrameSize, len(raw))]
@@ -113,6 +111,13 @@ func Seal(dst io.Writer, raw []byte, mk *crypto.MessageKey) error {
 
 // tableSize is the size of the seek table of n frames.
 func tableSize(n int) int { return 8 + n*entrySize + footerSize }
+
+// appendTableHeader starts the seek table of nFrames frames: a skippable
+// frame's magic and size.
+func appendTableHeader(table []byte, nFrames int) []byte {
+	table = binary.LittleEndian.AppendUint32(table, skippableMagic)
+	return binary.LittleEndian.AppendUint32(table, uint32(nFrames*entrySize+footerSize))
+}
 
 func appendEntry(table []byte, compressed, original int) []byte {
 	table = binary.LittleEndian.AppendUint32(table, uint32(compressed))

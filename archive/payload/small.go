@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -119,8 +118,7 @@ func sealSmall(dst io.Writer, raw []byte, mk *crypto.MessageKey, e *zstd.Encoder
 		plain, nFrames = e.EncodeAll(raw, plain), 1
 	}
 	frame := len(plain)
-	plain = binary.LittleEndian.AppendUint32(plain, skippableMagic)
-	plain = binary.LittleEndian.AppendUint32(plain, uint32(nFrames*entrySize+footerSize))
+	plain = appendTableHeader(plain, nFrames)
 	if nFrames == 1 {
 		plain = appendEntry(plain, frame, len(raw))
 	}
