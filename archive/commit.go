@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/index"
 	"github.com/cairn-archive/cairn/archive/ledger"
 	"github.com/cairn-archive/cairn/archive/objstore"
+	"github.com/cairn-archive/cairn/ingest"
 )
 
 // commitTimeout bounds one group commit (segment write and index
@@ -47,18 +48,66 @@ func (s *Store) commitLoop() {
 	}
 }
 
+// fill takes what is queued behind first, up to MaxBatch. While writers
+// that announced a message are still on their way, it waits for them, at
+// most CommitWait in all: a batch then carries more deliveries for one
+// flush, one signature and two transactions. Writers that did not announce
+// (cairn import's workers) are never waited for, nor is anyone when no
+// one announced: a single client's message commits at once.
 func (s *Store) fill(first *pending) []*pending {
 	batch := []*pending{first}
+	var timer *time.Timer
 	for len(batch) < s.opts.MaxBatch {
 		select {
 		case p := <-s.queue:
 			batch = append(batch, p)
+			continue
 		default:
-			return batch
 		}
+		if s.opts.CommitWait < 0 || s.announced.Load() <= 0 {
+			break
+		}
+		if timer == nil {
+			timer = time.NewTimer(s.opts.CommitWait)
+			defer timer.Stop()
+		}
+		select {
+		case p := <-s.queue:
+			batch = append(batch, p)
+			continue
+		case <-timer.C:
+		}
+		break
 	}
 	return batch
 }
+
+// Announce implements ingest.Announcer: the caller is about to archive a
+// message (the SMTP receiver announces one at MAIL FROM). Until the message
+// is queued for the group commit (its Archive call got the returned
+// context) or withdraw is called, each group commit waits up to
+// CommitWait for it. withdraw may be called more than once.
+func (s *Store) Announce(ctx context.Context) (context.Context, func()) {
+	s.announced.Add(1)
+	a := &announcement{s: s}
+	return context.WithValue(ctx, announcementKey{}, a), a.done
+}
+
+// announcement is one message announced and not yet queued.
+type announcement struct {
+	s         *Store
+	withdrawn atomic.Bool
+}
+
+func (a *announcement) done() {
+	if a.withdrawn.CompareAndSwap(false, true) {
+		a.s.announced.Add(-1)
+	}
+}
+
+type announcementKey struct{}
+
+var _ ingest.Announcer = (*Store)(nil)
 
 func failAll(batch []*pending, err error) {
 	for _, p := range batch {

@@ -53,6 +53,10 @@ type Options struct {
 	OnCheckpoint func(c ledger.Checkpoint, signed []byte)
 	// MaxBatch bounds the deliveries in one group commit. Default 1024.
 	MaxBatch int
+	// CommitWait bounds how long a group commit waits for writers that
+	// announced a message (Announce) before it commits without them.
+	// Default 1 ms; negative: never wait.
+	CommitWait time.Duration
 	// Logger for per-message lines; default slog.Default().
 	Logger *slog.Logger
 	// ReadOnly opens without the writer lock and without a ledger writer:
@@ -88,6 +92,9 @@ type Store struct {
 
 	commitMu sync.Mutex  // one writer of the ledger and index at a time
 	behind   atomic.Bool // an index commit failed after its segment was written
+	// announced counts the messages announced (Announce) and not yet
+	// queued or abandoned: the group commit waits for them.
+	announced atomic.Int64
 
 	// textGen counts the index writes that may have added full-text
 	// tokens (batches with text, catch-ups; 1 at Open for what earlier
@@ -131,6 +138,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = 1024
+	}
+	if opts.CommitWait == 0 {
+		opts.CommitWait = time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -411,6 +421,9 @@ func (s *Store) ensureCaughtUp(ctx context.Context) error {
 func (s *Store) enqueue(ctx context.Context, p *pending) error {
 	select {
 	case s.queue <- p:
+		if a, ok := ctx.Value(announcementKey{}).(*announcement); ok {
+			a.done() // queued: no longer on its way
+		}
 		return nil
 	case <-s.stop:
 		return ErrClosed

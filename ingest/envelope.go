@@ -164,6 +164,17 @@ type Archiver interface {
 	Archive(ctx context.Context, env *Envelope, raw []byte) (Receipt, error)
 }
 
+// An Announcer is an Archiver that a source can tell, ahead of Archive,
+// that a message is coming; archive.Store's group commit then waits briefly
+// for it instead of committing a batch without it. Announce returns the
+// context to derive that message's Archive context from (Archive withdraws
+// the announcement once the message is queued) and a function that
+// withdraws it, for a message that does not come; calling it again is
+// harmless. A source must withdraw every announcement it does not archive.
+type Announcer interface {
+	Announce(ctx context.Context) (context.Context, func())
+}
+
 // ErrRefused wraps permanent refusals from an Archiver: retrying the same
 // message will fail the same way.
 var ErrRefused = errors.New("ingest: message refused")

@@ -1,0 +1,106 @@
+package archive
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cairn-archive/cairn/ingest/importer/gen"
+)
+
+// reopenWith reopens the harness's store with CommitWait set to wait.
+func (h *harness) reopenWith(wait time.Duration) {
+	h.t.Helper()
+	if err := h.st.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	opts := h.options()
+	opts.CommitWait = wait
+	st, err := Open(context.Background(), opts)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.st = st
+}
+
+// The group commit waits for messages announced ahead (the SMTP receiver
+// announces one at MAIL FROM), and only for those: a writer alone is never
+// delayed, and an announcement whose message never comes costs each batch
+// CommitWait at most.
+func TestCommitWaitsForAnnouncedMessages(t *testing.T) {
+	h := newHarness(t)
+	g := gen.New(5)
+	ctx := context.Background()
+	h.reopenWith(5 * time.Second)
+
+	// Nothing announced: a message commits at once.
+	start := time.Now()
+	h.archive(g.Next(2000).Raw, env("a@example.com"))
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("a lone message took %v: the commit waited with nothing announced", d)
+	}
+
+	// One announced: a message archived meanwhile waits for it, and both
+	// go in one batch.
+	m1, m2 := g.Next(2000).Raw, g.Next(2000).Raw
+	before := h.st.Stats()
+	actx, withdraw := h.st.Announce(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.st.Archive(ctx, env("a@example.com"), m1)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("committed (%v) without waiting for the announced message", err)
+	default:
+	}
+	if _, err := h.st.Archive(actx, env("b@example.com"), m2); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The counters are updated after the writers are answered.
+	for i := 0; i < 200 && h.st.Stats().Entries-before.Entries < 2; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := h.st.Stats(); st.Entries-before.Entries != 2 || st.Batches-before.Batches != 1 {
+		t.Errorf("%d entries in %d batches for the waiting message and the announced one, want 2 in 1",
+			st.Entries-before.Entries, st.Batches-before.Batches)
+	}
+	if n := h.st.announced.Load(); n != 0 {
+		t.Fatalf("%d announcements left after the announced message was queued", n)
+	}
+	withdraw() // already withdrawn by Archive: no effect
+	if n := h.st.announced.Load(); n != 0 {
+		t.Fatalf("withdrawing twice left %d", n)
+	}
+
+	// An announcement never followed by its message: the batch waits
+	// CommitWait, no longer; withdrawn, nothing waits.
+	h.reopenWith(1500 * time.Millisecond)
+	_, withdraw = h.st.Announce(ctx)
+	start = time.Now()
+	h.archive(g.Next(2000).Raw, env("a@example.com"))
+	if d := time.Since(start); d < 1400*time.Millisecond || d > 10*time.Second {
+		t.Errorf("with a stalled announcement the commit took %v, want CommitWait (1.5 s)", d)
+	}
+	withdraw()
+	start = time.Now()
+	h.archive(g.Next(2000).Raw, env("a@example.com"))
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("after the withdrawal the commit took %v", d)
+	}
+
+	// A negative CommitWait never waits.
+	h.reopenWith(-1)
+	_, withdraw = h.st.Announce(ctx)
+	defer withdraw()
+	start = time.Now()
+	h.archive(g.Next(2000).Raw, env("a@example.com"))
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("CommitWait < 0: the commit took %v", d)
+	}
+}
