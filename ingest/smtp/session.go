@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/ingest/journal"
 )
 
@@ -30,6 +32,23 @@ type session struct {
 	from     string
 	rcpts    []string
 	sizeHint int64
+	// ann is the transaction's message announced to the archive's group
+	// commit (ingest.Announcer), from its first accepted recipient until it
+	// is archived or the transaction ends. Logout may run on another goroutine (server
+	// shutdown), hence atomic.
+	ann atomic.Pointer[announced]
+}
+
+type announced struct {
+	ctx      context.Context
+	withdraw func()
+}
+
+// unannounce withdraws the transaction's announcement, if any.
+func (s *session) unannounce() {
+	if a := s.ann.Swap(nil); a != nil {
+		a.withdraw()
+	}
 }
 
 var (
@@ -49,9 +68,13 @@ func (s *Server) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 
 func (s *session) Reset() {
 	s.from, s.rcpts, s.sizeHint = "", nil, 0
+	s.unannounce()
 }
 
-func (s *session) Logout() error { return nil }
+func (s *session) Logout() error {
+	s.unannounce()
+	return nil
+}
 
 func (s *session) AuthMechanisms() []string {
 	if s.srv.auth == nil {
@@ -118,6 +141,13 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		return errUnknownRecipient
 	}
 	s.rcpts = append(s.rcpts, to)
+	// With a recipient accepted, a message is on its way: the group commit
+	// may wait a moment for it rather than flush a batch without it
+	// (archive.Options.CommitWait).
+	if a, ok := s.srv.archiver.(ingest.Announcer); ok && s.ann.Load() == nil {
+		ctx, withdraw := a.Announce(s.srv.baseCtx)
+		s.ann.Store(&announced{ctx, withdraw})
+	}
 	return nil
 }
 
@@ -127,6 +157,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 func (s *session) Data(r io.Reader) error {
 	s.conn.beginData()
 	defer s.conn.endData()
+	defer s.unannounce()
 
 	raw, held, err := s.srv.readMessage(r, s.sizeHint)
 	defer s.srv.budget.release(held)
@@ -152,7 +183,11 @@ func (s *session) Data(r io.Reader) error {
 		env.Meta["auth"] = s.user
 	}
 
-	ctx, cancel := context.WithTimeout(s.srv.baseCtx, s.srv.opts.ArchiveTimeout)
+	base := s.srv.baseCtx
+	if a := s.ann.Load(); a != nil {
+		base = a.ctx // Archive withdraws the announcement once queued
+	}
+	ctx, cancel := context.WithTimeout(base, s.srv.opts.ArchiveTimeout)
 	rc, err := s.srv.archiver.Archive(ctx, env, msg)
 	cancel()
 	latency := time.Since(received)
