@@ -2,6 +2,7 @@ package payload
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -53,6 +54,24 @@ func openSmall(src io.ReaderAt, encryptedSize int64, fileKey []byte) (plain, buf
 	return plain, buf, err
 }
 
+// headerMAC is age's header MAC for the fixed cairn header: HMAC-SHA-256
+// under HKDF(file key, "header").
+func headerMAC(fileKey []byte) [sha256.Size]byte {
+	hk := crypto.HKDFSHA256(fileKey, nil, "header")
+	return crypto.HMACSHA256(hk[:], []byte(cairnHeader))
+}
+
+// payloadAEAD is age's payload cipher: ChaCha20-Poly1305 under
+// HKDF(file key, payload nonce, "payload").
+func payloadAEAD(fileKey, nonce []byte) (cipher.AEAD, error) {
+	pk := crypto.HKDFSHA256(fileKey, nonce, "payload")
+	return chacha20poly1305.New(pk[:])
+}
+
+// lastChunk0 is the STREAM nonce of chunk 0 marked last: 11 zero bytes of
+// counter, then 1.
+var lastChunk0 = [chacha20poly1305.NonceSize]byte{chacha20poly1305.NonceSize - 1: 1}
+
 // decryptSmall reads the object into buf (its size) and decrypts it there.
 func decryptSmall(src io.ReaderAt, buf, fileKey []byte) ([]byte, error) {
 	if err := readAt(src, buf, 0); err != nil {
@@ -65,21 +84,15 @@ func decryptSmall(src io.ReaderAt, buf, fileKey []byte) ([]byte, error) {
 	if n, err := macEncoding.Decode(mac[:], buf[len(cairnHeader)+1:headerLen-1]); err != nil || n != len(mac) {
 		return nil, errNotSmall // not age's canonical encoding: let age judge it
 	}
-	hk := crypto.HKDFSHA256(fileKey, nil, "header")
-	if sum := crypto.HMACSHA256(hk[:], buf[:len(cairnHeader)]); !hmac.Equal(sum[:], mac[:]) {
+	if sum := headerMAC(fileKey); !hmac.Equal(sum[:], mac[:]) {
 		return nil, errors.New("bad header MAC")
 	}
-	nonce := buf[headerLen : headerLen+nonceLen]
-	pk := crypto.HKDFSHA256(fileKey, nonce, "payload")
-	aead, err := chacha20poly1305.New(pk[:])
+	aead, err := payloadAEAD(fileKey, buf[headerLen:headerLen+nonceLen])
 	if err != nil {
 		return nil, err
 	}
-	// STREAM nonce of chunk 0, marked last: 11 zero bytes of counter, 1.
-	var cn [chacha20poly1305.NonceSize]byte
-	cn[len(cn)-1] = 1
 	ct := buf[headerLen+nonceLen:]
-	plain, err := aead.Open(ct[:0], cn[:], ct, nil)
+	plain, err := aead.Open(ct[:0], lastChunk0[:], ct, nil)
 	if err != nil {
 		return nil, errors.New("failed to decrypt and authenticate payload chunk")
 	}
@@ -105,8 +118,7 @@ func sealSmall(dst io.Writer, raw []byte, mk *crypto.MessageKey, e *zstd.Encoder
 	// the caller's to wrap into the key object.
 	rand.Read(mk.FileKey[:])
 	copy(out, cairnHeader)
-	hk := crypto.HKDFSHA256(mk.FileKey[:], nil, "header")
-	mac := crypto.HMACSHA256(hk[:], out[:len(cairnHeader)])
+	mac := headerMAC(mk.FileKey[:])
 	out[len(cairnHeader)] = ' '
 	macEncoding.Encode(out[len(cairnHeader)+1:headerLen-1], mac[:])
 	out[headerLen-1] = '\n'
@@ -124,14 +136,11 @@ func sealSmall(dst io.Writer, raw []byte, mk *crypto.MessageKey, e *zstd.Encoder
 	}
 	plain = appendFooter(plain, nFrames)
 
-	pk := crypto.HKDFSHA256(mk.FileKey[:], nonce, "payload")
-	aead, err := chacha20poly1305.New(pk[:])
+	aead, err := payloadAEAD(mk.FileKey[:], nonce)
 	if err != nil {
 		return err
 	}
-	var cn [chacha20poly1305.NonceSize]byte
-	cn[len(cn)-1] = 1 // chunk 0, the last
-	sealed := aead.Seal(plain[:0], cn[:], plain, nil)
+	sealed := aead.Seal(plain[:0], lastChunk0[:], plain, nil)
 	// sealed is in place after out[:pre] unless the frame outgrew its
 	// bound and zstd moved it; append copies it either way.
 	if _, err := dst.Write(append(out[:pre], sealed...)); err != nil {
