@@ -674,12 +674,38 @@ func (ix *Index) wipe(tx *sql.Tx, g Gone) error {
 // secure_delete on, freed pages are already zeroed in the database; this
 // checkpoints the WAL into it and truncates the WAL, whose old frames still
 // hold the content as it was. Called after an erasure.
+//
+// A reader still on an older snapshot (a long IMAP FETCH, another process)
+// keeps the WAL's frames in use: the checkpoint waits for it up to
+// scrubWait, then Scrub fails rather than report a WAL it did not empty
+// (SQLite answers that case with a "busy" column, not an error).
 func (ix *Index) Scrub(ctx context.Context) error {
-	if _, err := ix.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	conn, err := ix.db.Conn(ctx)
+	if err != nil {
 		return fmt.Errorf("index: scrub: %w", err)
+	}
+	defer conn.Close()
+	if scrubWait != dsnBusyTimeout {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout=%d`, scrubWait.Milliseconds())); err != nil {
+			return fmt.Errorf("index: scrub: %w", err)
+		}
+		defer conn.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA busy_timeout=%d`, dsnBusyTimeout.Milliseconds()))
+	}
+	var busy, frames, done int64
+	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+		return fmt.Errorf("index: scrub: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("index: scrub: readers of older snapshots kept the write-ahead log in use for %s (%d of %d frames copied); the next erasure scrubs it again", scrubWait, done, frames)
 	}
 	return nil
 }
+
+// dsnBusyTimeout is Open's _busy_timeout; scrubWait is Scrub's (tests
+// shorten it).
+const dsnBusyTimeout = 10 * time.Second
+
+var scrubWait = dsnBusyTimeout
 
 // commitSQL are the statements of Commit, prepared once at Open (the
 // ingest path runs them for every delivery).

@@ -2,9 +2,12 @@ package index
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -211,5 +214,56 @@ func TestSHAFilter(t *testing.T) {
 	}
 	if seq, _, err := ix.MessageBySHA(ctx, fresh.SHA256); err != nil || seq != 2 {
 		t.Fatalf("bytes committed after the load: %d %v", seq, err)
+	}
+}
+
+// TestScrubFailsWhileAReaderHoldsTheWAL: a reader on an older snapshot
+// keeps WAL frames in use; Scrub must say so instead of returning as if the
+// WAL were empty, and succeed (the WAL truncated) once the reader is done.
+func TestScrubFailsWhileAReaderHoldsTheWAL(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "index.db")
+	ix, err := Open(path, []byte("mac key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	defer func(w time.Duration) { scrubWait = w }(scrubWait)
+	scrubWait = 300 * time.Millisecond
+	ctx := context.Background()
+	if err := ix.Commit(&Batch{Tokens: map[uint64]string{1: "aaa"}}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM fts_docs`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("reader: %d %v", n, err)
+	}
+	// Frames the reader's snapshot does not include.
+	if err := ix.Commit(&Batch{Tokens: map[uint64]string{2: "bbb"}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = ix.Scrub(ctx)
+	if err == nil || !strings.Contains(err.Error(), "readers of older snapshots") {
+		t.Fatalf("Scrub with a reader on an older snapshot: %v", err)
+	}
+	if d := time.Since(start); d < scrubWait || d > 5*time.Second {
+		t.Fatalf("Scrub waited %s for the reader, want about %s", d, scrubWait)
+	}
+	tx.Rollback()
+	if err := ix.Scrub(ctx); err != nil {
+		t.Fatalf("Scrub after the reader finished: %v", err)
+	}
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
+		t.Fatalf("WAL after Scrub: %v %v", fi, err)
 	}
 }
