@@ -676,9 +676,10 @@ func (ix *Index) wipe(tx *sql.Tx, g Gone) error {
 // hold the content as it was. Called after an erasure.
 //
 // A reader still on an older snapshot (a long IMAP FETCH, another process)
-// keeps the WAL's frames in use: the checkpoint waits for it up to
-// scrubWait, then Scrub fails rather than report a WAL it did not empty
-// (SQLite answers that case with a "busy" column, not an error).
+// keeps the WAL's frames in use, and a checkpoint another connection runs
+// holds the checkpoint lock: Scrub waits for either up to scrubWait, then
+// fails rather than report a WAL it did not empty (SQLite answers both
+// with a "busy" column, not an error).
 func (ix *Index) Scrub(ctx context.Context) error {
 	conn, err := ix.db.Conn(ctx)
 	if err != nil {
@@ -691,12 +692,25 @@ func (ix *Index) Scrub(ctx context.Context) error {
 		}
 		defer conn.ExecContext(context.Background(), fmt.Sprintf(`PRAGMA busy_timeout=%d`, dsnBusyTimeout.Milliseconds()))
 	}
+	// Busy also answers at once while another connection's checkpoint
+	// (a commit's automatic one) runs: that ends soon, so try again.
+	deadline := time.Now().Add(scrubWait)
 	var busy, frames, done int64
-	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
-		return fmt.Errorf("index: scrub: %w", err)
+	for {
+		if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+			return fmt.Errorf("index: scrub: %w", err)
+		}
+		if busy == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("index: scrub: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	if busy != 0 {
-		return fmt.Errorf("index: scrub: readers of older snapshots kept the write-ahead log in use for %s (%d of %d frames copied); the next erasure scrubs it again", scrubWait, done, frames)
+		return fmt.Errorf("index: scrub: the write-ahead log stayed in use for %s (readers of older snapshots, or another checkpoint); the next erasure scrubs it again", scrubWait)
 	}
 	return nil
 }
