@@ -156,11 +156,12 @@ func (m *Manager) Run(ctx context.Context, c Caller, dryRun bool) (*RunReport, e
 	if err != nil || dryRun {
 		return rep, err
 	}
-	if len(rep.Disposed) > 0 || len(rep.Erased) > 0 {
+	if len(rep.Disposed) > 0 || len(rep.Erased) > 0 || m.opts.Archive.Index().ScrubPending() {
 		// What disposed messages leave must not linger: their full-text
 		// entries (FTS4 keeps them until segments merge), the index's
 		// write-ahead log and old page images (archive.Dispose scrubs
-		// after erasures only). Once per run.
+		// after erasures only). Once per run, and again in the next run
+		// while a scrub that readers blocked is pending.
 		if err := m.opts.Archive.Index().PurgeText(ctx); err != nil {
 			return rep, err
 		}

@@ -160,6 +160,8 @@ type Index struct {
 	shas       atomic.Pointer[bloom.Filter]
 	stopLoad   context.CancelFunc
 	loadedSHAs chan struct{}
+	// scrubPending: the last Scrub failed (ScrubPending).
+	scrubPending atomic.Bool
 
 	// Statements of the ingest path, prepared once.
 	bySHA       *sql.Stmt
@@ -710,10 +712,17 @@ func (ix *Index) Scrub(ctx context.Context) error {
 		}
 	}
 	if busy != 0 {
-		return fmt.Errorf("index: scrub: the write-ahead log stayed in use for %s (readers of older snapshots, or another checkpoint); the next erasure scrubs it again", scrubWait)
+		ix.scrubPending.Store(true)
+		return fmt.Errorf("index: scrub: the write-ahead log stayed in use for %s (readers of older snapshots, or another checkpoint); the next retention run scrubs it again", scrubWait)
 	}
+	ix.scrubPending.Store(false)
 	return nil
 }
+
+// ScrubPending reports whether a Scrub failed since the last one that
+// succeeded: the retention run scrubs again then. (A restart needs none:
+// the last connection to close checkpoints and removes the WAL.)
+func (ix *Index) ScrubPending() bool { return ix.scrubPending.Load() }
 
 // dsnBusyTimeout is Open's _busy_timeout; scrubWait is Scrub's (tests
 // shorten it).

@@ -259,9 +259,15 @@ func TestScrubFailsWhileAReaderHoldsTheWAL(t *testing.T) {
 	if d := time.Since(start); d < scrubWait || d > 5*time.Second {
 		t.Fatalf("Scrub waited %s for the reader, want about %s", d, scrubWait)
 	}
+	if !ix.ScrubPending() {
+		t.Fatal("a failed Scrub is not pending")
+	}
 	tx.Rollback()
 	if err := ix.Scrub(ctx); err != nil {
 		t.Fatalf("Scrub after the reader finished: %v", err)
+	}
+	if ix.ScrubPending() {
+		t.Fatal("still pending after a Scrub that succeeded")
 	}
 	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
 		t.Fatalf("WAL after Scrub: %v %v", fi, err)
