@@ -99,10 +99,19 @@ func (d *DB) StoreFlags(ctx context.Context, user string, msgs []uint64, op Flag
 		var cur []string
 		for rows.Next() {
 			var f string
-			rows.Scan(&f)
+			if err := rows.Scan(&f); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("auth: store flags: %w", err)
+			}
 			cur = append(cur, f)
 		}
+		// A read cut short must not pass for the message's flags: the
+		// update below writes what it computes from them.
+		err = rows.Err()
 		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("auth: store flags: %w", err)
+		}
 		has := func(f string) bool {
 			return slices.ContainsFunc(cur, func(x string) bool { return strings.EqualFold(x, f) })
 		}

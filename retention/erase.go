@@ -356,7 +356,11 @@ func (m *Manager) deferredErasures(ctx context.Context, c Caller, e *evaluator, 
 		d.seq = uint64(seq)
 		ds = append(ds, d)
 	}
+	err = rows.Err()
 	rows.Close()
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
 	if len(ds) == 0 {
 		return nil
 	}

@@ -280,7 +280,11 @@ func (m *Manager) LockNew(ctx context.Context) (LockChanges, bool, error) {
 			msgs = append(msgs, msg)
 		}
 	}
+	err = rows.Err()
 	rows.Close()
+	if err != nil {
+		return ch, false, fmt.Errorf("retention: new deliveries: %w", err)
+	}
 	if n == 0 {
 		return ch, false, nil
 	}

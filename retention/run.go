@@ -324,7 +324,11 @@ func (m *Manager) sweepKept(ctx context.Context) (int, error) {
 		}
 		ks = append(ks, x)
 	}
+	err = rows.Err()
 	rows.Close()
+	if err != nil {
+		return 0, fmt.Errorf("retention: %w", err)
+	}
 	n := 0
 	for _, x := range ks {
 		err := m.opts.Objects.Delete(ctx, x.object)

@@ -312,10 +312,17 @@ func (s *Store) recover() error {
 	for rows.Next() {
 		var v uint32
 		var o int64
-		rows.Scan(&v, &o)
+		if err := rows.Scan(&v, &o); err != nil {
+			rows.Close()
+			return fmt.Errorf("objstore/volume: recover: %w", err)
+		}
 		marks[v] = o
 	}
+	err = rows.Err()
 	rows.Close()
+	if err != nil {
+		return fmt.Errorf("objstore/volume: recover: %w", err)
+	}
 	if len(ids) == 0 {
 		ids = []uint32{1}
 	}
