@@ -314,8 +314,12 @@ func TestScrubWaitsOutAConcurrentCheckpoint(t *testing.T) {
 		if err := ix.Scrub(ctx); err != nil {
 			t.Fatalf("Scrub %d: %v", i, err)
 		}
-		if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
-			t.Fatalf("Scrub %d returned with the WAL at %d bytes (%v)", i, fi.Size(), err)
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != 0 {
+			t.Fatalf("Scrub %d returned with the WAL at %d bytes", i, fi.Size())
 		}
 	}
 	close(stop)
