@@ -83,10 +83,11 @@ func (s *Store) fill(first *pending) []*pending {
 }
 
 // Announce implements ingest.Announcer: the caller is about to archive a
-// message (the SMTP receiver announces one at MAIL FROM). Until the message
-// is queued for the group commit (its Archive call got the returned
-// context) or withdraw is called, each group commit waits up to
-// CommitWait for it. withdraw may be called more than once.
+// message (the SMTP receiver announces one at a transaction's first
+// accepted RCPT). Until the message is queued for the group commit (its
+// Archive call got the returned context) or withdraw is called, each group
+// commit waits up to CommitWait for it. withdraw may be called more than
+// once.
 func (s *Store) Announce(ctx context.Context) (context.Context, func()) {
 	s.announced.Add(1)
 	a := &announcement{s: s}
