@@ -38,6 +38,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -106,7 +107,7 @@ type Store struct {
 	reads map[uint32]*os.File // read handles
 
 	// Prepared once: the ingest path runs them for every object.
-	qLookup, qInsert, qScanned *sql.Stmt
+	qLookup, qInsert, qScanned, qPrefetch *sql.Stmt
 
 	// known holds every key of the writer's store (loaded from map.db in
 	// the background, then each Put's), so that Put skips its existence
@@ -164,6 +165,10 @@ func Open(dir string) (*Store, error) {
 		}
 	}
 	if s.qLookup, err = s.db.Prepare(`SELECT vol, off, size, mtime FROM objects WHERE key = ?`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("objstore/volume: open %s: map: %w", dir, err)
+	}
+	if s.qPrefetch, err = s.db.Prepare(`SELECT key, vol, off, size, mtime FROM objects WHERE key IN (SELECT value FROM json_each(?))`); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("objstore/volume: open %s: map: %w", dir, err)
 	}
@@ -242,7 +247,7 @@ func (s *Store) Close() error {
 	}
 	s.reads = map[uint32]*os.File{}
 	s.rmu.Unlock()
-	for _, st := range []*sql.Stmt{s.qLookup, s.qInsert, s.qScanned} {
+	for _, st := range []*sql.Stmt{s.qLookup, s.qInsert, s.qScanned, s.qPrefetch} {
 		if st != nil {
 			st.Close()
 		}
@@ -568,18 +573,15 @@ func (s *Store) prefetch(keys []string) {
 	s.mu.Lock()
 	deleted := s.deleted
 	s.mu.Unlock()
-	var q strings.Builder
-	q.WriteString(`SELECT key, vol, off, size, mtime FROM objects WHERE key IN (?`)
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		if i > 0 {
-			q.WriteString(",?")
-		}
-		args[i] = k
+	// The keys go as one JSON array, to a statement prepared once: an IN
+	// list of 500 placeholders was parsed, planned and bound for every
+	// query, a third of the lookup's cost.
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return
 	}
-	q.WriteString(")")
 	// Without ctx, as lookup (see there).
-	rows, err := s.db.QueryContext(context.Background(), q.String(), args...)
+	rows, err := s.qPrefetch.QueryContext(context.Background(), list)
 	if err != nil {
 		return
 	}

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -443,4 +446,41 @@ func TestPrefetch(t *testing.T) {
 	if got := get(t, s, "o/c"); string(got) != "value of o/c" {
 		t.Fatalf("o/c = %q", got)
 	}
+}
+
+// BenchmarkPrefetch looks up 500 random keys of 50,000 (hashes, as the
+// archive's object names are) in one Prefetch, as the IMAP view does for
+// each 500 messages it sends.
+func BenchmarkPrefetch(b *testing.B) {
+	s := open(b, b.TempDir())
+	ctx := context.Background()
+	keys := make([]string, 50000)
+	for i := range keys {
+		h := sha256.Sum256([]byte(fmt.Sprint(i)))
+		keys[i] = "m/" + hex.EncodeToString(h[:])
+		if err := s.PutUnsynced(ctx, keys[i], strings.NewReader("x"), 1); err != nil {
+			b.Fatal(err)
+		}
+		if i%1000 == 999 {
+			if err := s.Sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := s.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	r := mrand.New(mrand.NewPCG(1, 2))
+	batch := make([]string, prefetchChunk)
+	for b.Loop() {
+		for i := range batch {
+			batch[i] = keys[r.IntN(len(keys))]
+		}
+		s.hints = nil
+		s.Prefetch(ctx, batch)
+		if len(s.hints) == 0 {
+			b.Fatal("nothing prefetched")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*prefetchChunk), "ns/key")
 }
