@@ -54,6 +54,8 @@ type harness struct {
 	http   *httptest.Server
 	tokens map[string]string // role (or "scoped") -> token
 	seqs   map[string]uint64 // subject -> message seq
+	// ahead moves the retention manager's clock forward (nanoseconds).
+	ahead atomic.Int64
 }
 
 func msg(from, to, subject, body string) []byte {
@@ -104,6 +106,7 @@ func newHarness(t *testing.T, opts func(*Options)) *harness {
 		Path: filepath.Join(data, "retention.db"), IndexPath: h.st.Index().Path(), Archive: h.st, Objects: objs,
 		SearchKey: ring.SearchKey(), Audit: h.rec,
 		Policy: retention.Policy{Default: retention.Rule{Name: "default", Keep: retention.Period{Years: 7}, From: retention.FromArchived, Erasable: true}},
+		Now:    func() time.Time { return time.Now().Add(time.Duration(h.ahead.Load())) },
 	})
 	if err != nil {
 		t.Fatal(err)

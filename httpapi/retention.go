@@ -166,6 +166,43 @@ func (s *Server) erase(w http.ResponseWriter, r *http.Request, c *call) error {
 	return nil
 }
 
+type runRequest struct {
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// retentionRun runs the retention schedule's run now (cairn retention run,
+// which cannot while serve holds the archive): disposal of what the policy
+// no longer keeps, erasures no hold defers any more, Object Lock upkeep.
+// The manager records each disposal and erasure, under the caller, before
+// it happens; the call itself is recorded with the run's counts (a dry run
+// as a read: it changes nothing).
+func (s *Server) retentionRun(w http.ResponseWriter, r *http.Request, c *call) error {
+	m, err := s.retention()
+	if err != nil {
+		return err
+	}
+	var req runRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	rep, err := m.Run(r.Context(), c.caller(), req.DryRun)
+	if err != nil {
+		return err
+	}
+	ev := c.event(audit.OutcomeSuccess)
+	verb := "disposed"
+	if req.DryRun {
+		ev.Action, verb = audit.ActionLogin, "would dispose"
+	}
+	ev.Details.Count = int64(len(rep.Disposed) + len(rep.Erased))
+	if err := c.note(r, ev, "retention run: %d checked, %s %d, erased %d, %d held, %d failed",
+		rep.Checked, verb, len(rep.Disposed), len(rep.Erased), rep.Held, len(rep.Failed)); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
 func (s *Server) explain(w http.ResponseWriter, r *http.Request, c *call) error {
 	m, err := s.retention()
 	if err != nil {

@@ -181,6 +181,7 @@ func (s *Server) table() []*Route {
 		{Method: "POST", Path: "/api/v1/holds/{id}/release", Roles: legal, Action: audit.ActionHoldRelease, Library: true, h: s.releaseHold},
 		{Method: "POST", Path: "/api/v1/erasures", Roles: legal, Action: audit.ActionErase, Library: true, h: s.erase},
 		{Method: "GET", Path: "/api/v1/retention/explain/{id}", Roles: legal, Action: audit.ActionLogin, h: s.explain},
+		{Method: "POST", Path: "/api/v1/retention/run", Roles: legal, Action: audit.ActionDispose, h: s.retentionRun},
 		{Method: "POST", Path: "/api/v1/exports", Roles: legal, Action: audit.ActionExport, Library: true, h: s.export},
 		{Method: "GET", Path: "/api/v1/exports/{id}", Roles: legal, Action: audit.ActionFetch, h: s.downloadExport},
 		{Method: "GET", Path: "/api/v1/users", Roles: admins, Action: audit.ActionLogin, h: s.listUsers},

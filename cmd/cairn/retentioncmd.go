@@ -250,7 +250,7 @@ nothing. cairn serve runs this every retention.schedule.`,
 			}
 			env, err := openRetention(cmd, mode)
 			if errors.Is(err, errServeHoldsArchive) {
-				return fmt.Errorf("%w: it runs this itself every retention.schedule (--dry-run works while it runs); stop serve to run it now", err)
+				return fmt.Errorf("%w: it runs this itself every retention.schedule; to run it now, POST /api/v1/retention/run to serve's HTTP API (role legal or admin; docs/API.md), or stop serve first (--dry-run works while it runs)", err)
 			}
 			if err != nil {
 				return err
