@@ -241,6 +241,11 @@ func TestGuidesTrueToTheCode(t *testing.T) {
 					if !strings.Contains(line, "curl") {
 						continue
 					}
+					// The API answers a body of any other type with 415,
+					// and curl -d sends a form's.
+					if strings.Contains(line, " -d ") && !strings.Contains(line, "Content-Type: application/json") {
+						t.Errorf("%s: curl -d without -H 'Content-Type: application/json' (the API answers 415): %s", where, strings.TrimSpace(line))
+					}
 					for _, raw := range urlRe.FindAllString(line, -1) {
 						u, err := url.Parse(raw)
 						if err != nil {
