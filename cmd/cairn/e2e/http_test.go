@@ -224,6 +224,7 @@ func TestHTTPAPIWithCurl(t *testing.T) {
 		"POST /api/v1/holds/{id}/release":    {path: "/api/v1/holds/C-R/release", body: map[string]any{"reason": "settled"}, ok: 200, setup: func() { placeHold("C-R") }},
 		"POST /api/v1/erasures":              {path: "/api/v1/erasures", body: map[string]any{"subject": "carol@example.com", "reason": "GDPR 1", "dry_run": true}, ok: 200},
 		"GET /api/v1/retention/explain/{id}": {path: "/api/v1/retention/explain/0", ok: 200},
+		"POST /api/v1/retention/run":         {path: "/api/v1/retention/run", body: map[string]any{"dry_run": true}, ok: 200},
 		"POST /api/v1/exports":               {path: "/api/v1/exports", body: map[string]any{"query": "SUBJECT budget", "format": "mbox"}, ok: 201},
 		"GET /api/v1/exports/{id}":           {path: exp.Download, ok: 200},
 		"GET /api/v1/users":                  {path: "/api/v1/users", ok: 200},
