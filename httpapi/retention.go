@@ -190,13 +190,14 @@ func (s *Server) retentionRun(w http.ResponseWriter, r *http.Request, c *call) e
 		return err
 	}
 	ev := c.event(audit.OutcomeSuccess)
-	verb := "disposed"
+	what := "retention run: %d checked, disposed %d, erased %d, %d held, %d failed"
 	if req.DryRun {
-		ev.Action, verb = audit.ActionLogin, "would dispose"
+		ev.Action = audit.ActionLogin
+		what = "retention dry run: %d checked, would dispose %d, would erase %d, %d held, %d failed"
 	}
 	ev.Details.Count = int64(len(rep.Disposed) + len(rep.Erased))
-	if err := c.note(r, ev, "retention run: %d checked, %s %d, erased %d, %d held, %d failed",
-		rep.Checked, verb, len(rep.Disposed), len(rep.Erased), rep.Held, len(rep.Failed)); err != nil {
+	if err := c.note(r, ev, what,
+		rep.Checked, len(rep.Disposed), len(rep.Erased), rep.Held, len(rep.Failed)); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
