@@ -149,9 +149,9 @@ func (mk *MessageKey) aead(label string) interface {
 	Seal(dst, nonce, plaintext, additionalData []byte) []byte
 	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
 } {
-	var ikm [48]byte
+	var ikm [len(mk.FileKey) + len(mk.Salt)]byte
 	copy(ikm[:], mk.FileKey[:])
-	copy(ikm[16:], mk.Salt[:])
+	copy(ikm[len(mk.FileKey):], mk.Salt[:])
 	k := HKDFSHA256(ikm[:], nil, "cairn seal v1 "+label)
 	aead, _ := chacha20poly1305.NewX(k[:])
 	return aead

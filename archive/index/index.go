@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,7 +178,8 @@ func Open(path string, macKey []byte) (*Index, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=NORMAL&_secure_delete=on&_busy_timeout=10000&_txlock=immediate&_foreign_keys=off&cache=private"
+	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=NORMAL&_secure_delete=on&_busy_timeout=" +
+		strconv.FormatInt(dsnBusyTimeout.Milliseconds(), 10) + "&_txlock=immediate&_foreign_keys=off&cache=private"
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
