@@ -46,6 +46,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -150,7 +151,7 @@ func Open(dir string) (*Store, error) {
 	} else {
 		s.lock = lock
 	}
-	dsn := "file:" + filepath.Join(root, "map.db") + "?_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate"
+	dsn := "file:" + filepath.Join(root, "map.db") + "?_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_cache_size=" + strconv.Itoa(-mapCacheKiB)
 	if s.db, err = sql.Open("sqlite3", dsn); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("objstore/volume: open %s: %w", dir, err)
@@ -296,6 +297,14 @@ type record struct {
 	hlen       int64
 	tombstoned bool // a later deletion record names this key
 }
+
+// mapCacheKiB bounds each map.db connection's page cache. Object names are
+// keyed hashes, so lookups land on random leaves: with SQLite's default
+// 2 MiB, reading 100,000 messages in order (an IMAP full sync) read 2.5
+// map pages per message from the file, and with this, each page once.
+// The cache grows only as pages are read: a map smaller than this (about
+// 120 bytes an object, two objects a message) costs only its own size.
+const mapCacheKiB = 64 << 10
 
 // recover brings map.db up to date with the volumes and cuts a torn tail.
 //

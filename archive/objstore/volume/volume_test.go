@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -483,4 +484,33 @@ func BenchmarkPrefetch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*prefetchChunk), "ns/key")
+}
+
+// Every connection to map.db gets the larger page cache (the DSN sets it),
+// not only the first.
+func TestMapCache(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	var conns []*sql.Conn
+	for range 3 {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var kib int
+		if err := c.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&kib); err != nil {
+			t.Fatal(err)
+		}
+		if kib != -mapCacheKiB {
+			t.Fatalf("connection %d: cache_size %d, want %d", len(conns), kib, -mapCacheKiB)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
 }
