@@ -116,7 +116,8 @@ type row struct {
 
 // loadRows reads the index rows of msgs: header and structure only when
 // needed.
-func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needStructure, needObject bool) (map[int64]*row, error) {
+func (s *session) loadRows(ctx context.Context, msgs []int64, nd needs) (map[int64]*row, error) {
+	needHeader, needStructure, needObject := nd.header, nd.structure, nd.body
 	cols := "m.seq, m.size, d.received_at"
 	if needObject {
 		cols += ", m.state, m.object, m.key_object, m.object_size"
@@ -136,6 +137,10 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needSt
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	defer rows.Close()
+	unmarshal := message.Unmarshal
+	if nd.rootOnly {
+		unmarshal = message.UnmarshalRoot // ENVELOPE alone: not the parts
+	}
 	out := make(map[int64]*row, len(msgs))
 	for rows.Next() {
 		r := &row{}
@@ -153,7 +158,7 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, needHeader, needSt
 			return nil, fmt.Errorf("fetch: %w", err)
 		}
 		if needStructure {
-			root, err := message.Unmarshal(r.structure)
+			root, err := unmarshal(r.structure)
 			if err != nil {
 				// A structure that does not load: the whole message as one
 				// text part (RFC 2045 §5.2 default), so it stays readable.
@@ -264,11 +269,13 @@ func sectionName(b *imap.FetchItemBodySection) string {
 // needs says what a FETCH needs from the index and the store.
 type needs struct {
 	header, structure, body, seen bool
+	// rootOnly: of the structure, only the root's envelope (UnmarshalRoot).
+	rootOnly bool
 }
 
 func fetchNeeds(o *imap.FetchOptions, readOnly bool) needs {
 	var n needs
-	n.structure = o.Envelope || o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+	parts := o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 	for _, b := range o.BodySection {
 		onlyHeader := len(b.Part) == 0 && b.Specifier == imap.PartSpecifierHeader
 		if onlyHeader {
@@ -276,7 +283,7 @@ func fetchNeeds(o *imap.FetchOptions, readOnly bool) needs {
 		} else {
 			n.body = true
 			if len(b.Part) > 0 || b.Specifier != imap.PartSpecifierNone {
-				n.structure = true
+				parts = true
 			}
 		}
 		if !b.Peek && !readOnly {
@@ -292,6 +299,8 @@ func fetchNeeds(o *imap.FetchOptions, readOnly bool) needs {
 	if len(o.BinarySectionSize) > 0 {
 		n.body = true
 	}
+	n.structure = o.Envelope || parts
+	n.rootOnly = !parts
 	return n
 }
 
@@ -337,7 +346,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			rows = s.aheadRows(msgs)
 		}
 		if rows == nil {
-			if rows, err = s.loadRows(ctx, msgs, nd.header, nd.structure, nd.body); err != nil {
+			if rows, err = s.loadRows(ctx, msgs, nd); err != nil {
 				return err
 			}
 		}

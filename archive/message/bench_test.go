@@ -45,6 +45,16 @@ func BenchmarkUnmarshal(b *testing.B) {
 	}
 }
 
+func BenchmarkUnmarshalRoot(b *testing.B) {
+	raw := benchFile(b, "testdata/typical-10k.eml")
+	p, _ := Parse(raw)
+	enc, _ := p.MarshalBinary()
+	b.ReportAllocs()
+	for b.Loop() {
+		UnmarshalRoot(enc)
+	}
+}
+
 func BenchmarkText(b *testing.B) {
 	raw := benchFile(b, "testdata/typical-10k.eml")
 	p, _ := Parse(raw)

@@ -225,16 +225,30 @@ func (e *encoder) part(p *Part, base int64, depth int) error {
 // set). It allocates at most MaxParts parts, and strings, parameters and
 // addresses in proportion to len(b).
 func Unmarshal(b []byte) (*Part, error) {
+	return unmarshal(b, false)
+}
+
+// UnmarshalRoot decodes only the root's own fields from a structure
+// Marshal made: its type, offsets, parameters and envelope, without its
+// parts (Parts and Message stay nil). It is what a FETCH of ENVELOPE
+// needs; decoding every part for it cost a fifth of such a FETCH.
+func UnmarshalRoot(b []byte) (*Part, error) {
+	return unmarshal(b, true)
+}
+
+func unmarshal(b []byte, rootOnly bool) (*Part, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrCorrupt)
 	}
 	if b[0] != Version {
 		return nil, fmt.Errorf("%w: version %d", ErrVersion, b[0])
 	}
-	d := decoder{b: b[1:], slots: 1}
+	// The strings are cut from one copy of the input, not copied each.
+	all := string(b[1:])
+	d := decoder{b: b[1:], all: all, slots: 1, rootOnly: rootOnly}
 	p := &Part{}
 	d.part(p, 0, 0)
-	if d.err == nil && len(d.b) > 0 {
+	if d.err == nil && len(d.b) > 0 && !rootOnly {
 		d.fail("%d trailing bytes", len(d.b))
 	}
 	if d.err != nil {
@@ -244,12 +258,15 @@ func Unmarshal(b []byte) (*Part, error) {
 }
 
 type decoder struct {
-	b   []byte
+	b   []byte // what is left to decode
+	all string // the whole input: b is its tail
 	err error
 	// slots counts the Parts allocated so far, the root included. Counting
 	// at allocation rather than at decoding bounds memory even when nested
 	// parts each claim many children before failing.
 	slots int
+	// rootOnly stops after the root's own fields (UnmarshalRoot).
+	rootOnly bool
 }
 
 // reserve accounts for n more Parts, at most MaxParts in all.
@@ -319,9 +336,9 @@ func (d *decoder) str() string {
 		d.fail("string length %d", n)
 		return ""
 	}
-	s := string(d.b[:n])
+	off := len(d.all) - len(d.b)
 	d.b = d.b[n:]
-	return s
+	return d.all[off : off+int(n)]
 }
 
 func (d *decoder) params() []Param {
@@ -416,6 +433,9 @@ func (d *decoder) part(p *Part, base int64, depth int) {
 	}
 	if flags&fLocation != 0 {
 		p.Location = d.str()
+	}
+	if d.rootOnly && depth == 0 {
+		return
 	}
 	if (flags&fParts != 0) != (p.MediaType == "multipart") {
 		d.fail("multipart and parts disagree")

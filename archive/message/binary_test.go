@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -60,6 +61,41 @@ func TestGolden(t *testing.T) {
 	if golden[3] != 0 {
 		t.Errorf("root header delta %d", golden[3])
 	}
+}
+
+// UnmarshalRoot reads the root of every seed's structure as Unmarshal
+// does, without its parts.
+func TestUnmarshalRoot(t *testing.T) {
+	for _, raw := range fuzzSeeds(t) {
+		p, _ := Parse(raw)
+		enc, err := p.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := UnmarshalRoot(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameRoot(root, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := UnmarshalRoot([]byte{Version, 0x80}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("truncated root: %v", err)
+	}
+}
+
+// sameRoot compares root, as UnmarshalRoot read it, with full's root.
+func sameRoot(root, full *Part) error {
+	if root.Parts != nil || root.Message != nil {
+		return fmt.Errorf("UnmarshalRoot decoded parts")
+	}
+	want := *full
+	want.Parts, want.Message = nil, nil
+	if !reflect.DeepEqual(*root, want) {
+		return fmt.Errorf("UnmarshalRoot's root %+v differs from Unmarshal's %+v", *root, want)
+	}
+	return nil
 }
 
 func TestMarshalSize(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 // fuzzSeeds returns the corpus, the test messages, and a few small
 // hostile inputs.
-func fuzzSeeds(f *testing.F) [][]byte {
+func fuzzSeeds(f testing.TB) [][]byte {
 	var seeds [][]byte
 	for _, raw := range corpus(f) {
 		seeds = append(seeds, raw)
@@ -109,8 +109,9 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzUnmarshal checks that Unmarshal never panics, and that whatever it
-// accepts keeps the invariants and encodes again to the same tree.
+// FuzzUnmarshal checks that Unmarshal never panics, that whatever it
+// accepts keeps the invariants and encodes again to the same tree, and
+// that UnmarshalRoot reads the same root from it.
 func FuzzUnmarshal(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		p, _ := Parse(s)
@@ -121,11 +122,18 @@ func FuzzUnmarshal(f *testing.F) {
 		f.Add(enc)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		root, rootErr := UnmarshalRoot(b)
 		p, err := Unmarshal(b)
 		if err != nil {
 			return
 		}
 		if err := checkDecoded(p); err != nil {
+			t.Fatal(err)
+		}
+		if rootErr != nil {
+			t.Fatalf("Unmarshal accepts what UnmarshalRoot refuses: %v", rootErr)
+		}
+		if err := sameRoot(root, p); err != nil {
 			t.Fatal(err)
 		}
 	})
