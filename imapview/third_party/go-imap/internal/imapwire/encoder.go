@@ -86,22 +86,44 @@ func (enc *Encoder) SP() *Encoder {
 }
 
 func (enc *Encoder) Special(ch byte) *Encoder {
-	return enc.writeString(string(ch))
+	// cairn patch 12: straight into the buffer.
+	if enc.writable() {
+		enc.setErr(enc.w.WriteByte(ch))
+	}
+	return enc
+}
+
+// writable reports whether the encoder may write now (as writeString
+// checks). (cairn patch 12)
+func (enc *Encoder) writable() bool {
+	if enc.err != nil {
+		return false
+	}
+	if enc.literal {
+		enc.err = fmt.Errorf("imapwire: cannot encode while a literal is open")
+		return false
+	}
+	return true
 }
 
 func (enc *Encoder) Quoted(s string) *Encoder {
-	var sb strings.Builder
-	sb.Grow(2 + len(s))
-	sb.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch == '"' || ch == '\\' {
-			sb.WriteByte('\\')
-		}
-		sb.WriteByte(ch)
+	// cairn patch 12: written into the buffer a run at a time, not built
+	// as a string first (an allocation for every quoted string).
+	if !enc.writable() {
+		return enc
 	}
-	sb.WriteByte('"')
-	return enc.writeString(sb.String())
+	enc.w.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if ch := s[i]; ch == '"' || ch == '\\' {
+			enc.w.WriteString(s[start:i])
+			enc.w.WriteByte('\\')
+			start = i
+		}
+	}
+	enc.w.WriteString(s[start:])
+	enc.setErr(enc.w.WriteByte('"'))
+	return enc
 }
 
 func (enc *Encoder) String(s string) *Encoder {
@@ -211,17 +233,34 @@ func isValidFlag(s string) bool {
 }
 
 func (enc *Encoder) Number(v uint32) *Encoder {
-	return enc.writeString(strconv.FormatUint(uint64(v), 10))
+	return enc.uint(uint64(v))
 }
 
 func (enc *Encoder) Number64(v int64) *Encoder {
 	// TODO: disallow negative values
-	return enc.writeString(strconv.FormatInt(v, 10))
+	if !enc.writable() {
+		return enc
+	}
+	var b [20]byte
+	_, err := enc.w.Write(strconv.AppendInt(b[:0], v, 10)) // cairn patch 12
+	enc.setErr(err)
+	return enc
 }
 
 func (enc *Encoder) ModSeq(v uint64) *Encoder {
 	// TODO: disallow zero values
-	return enc.writeString(strconv.FormatUint(v, 10))
+	return enc.uint(v)
+}
+
+// uint writes v in decimal without a string in between. (cairn patch 12)
+func (enc *Encoder) uint(v uint64) *Encoder {
+	if !enc.writable() {
+		return enc
+	}
+	var b [20]byte
+	_, err := enc.w.Write(strconv.AppendUint(b[:0], v, 10))
+	enc.setErr(err)
+	return enc
 }
 
 // List writes a parenthesized list.
