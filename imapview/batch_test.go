@@ -2,6 +2,9 @@ package imapview
 
 import (
 	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -55,6 +58,53 @@ func TestFetchAcrossBatches(t *testing.T) {
 		}
 		if got := len(f.a.Audit.Events(audit.ActionFetch)) - before; got != tc.events {
 			t.Errorf("%s: %d audit events, want one per batch: %d", tc.name, got, tc.events)
+		}
+	}
+}
+
+// A FETCH of a set with holes answers exactly the messages asked for,
+// whether the rows come from a range scan (most of the seqs between the
+// ends asked for) or from lookups one by one.
+func TestFetchSetWithHoles(t *testing.T) {
+	for _, c := range []struct {
+		msgs  []int64
+		dense bool
+	}{
+		{[]int64{1}, false},
+		{[]int64{1, 2}, true},
+		{[]int64{1, 3, 4, 5, 8}, true},
+		{[]int64{1, 100}, false},
+		{[]int64{3, 2, 4}, false},
+		{[]int64{2, 2, 3}, false},
+	} {
+		if _, _, dense := denseRange(c.msgs); dense != c.dense {
+			t.Errorf("denseRange(%v) = %v, want %v", c.msgs, dense, c.dense)
+		}
+	}
+
+	f := newFixture(t, fixtureOpts{generated: 40})
+	r := f.raw()
+	r.login("auditor", f.password)
+	r.send("S EXAMINE INBOX\r\n")
+	r.until("S OK")
+	uidRe := regexp.MustCompile(`(?m)^\* \d+ FETCH \(.*UID (\d+)`)
+	for _, c := range []struct{ set, items, want string }{
+		{"2,4:6,9,30:31", "RFC822.SIZE ENVELOPE", "2 4 5 6 9 30 31"},
+		{"2,4:6,9,30:31", "BODY.PEEK[]", "2 4 5 6 9 30 31"},
+		{"1,40", "RFC822.SIZE", "1 40"},
+		{"3:4,7", "FLAGS INTERNALDATE", "3 4 7"},
+	} {
+		r.send(fmt.Sprintf("F UID FETCH %s (UID %s)\r\n", c.set, c.items))
+		got := r.until("F ")
+		if !containsLine(got, "F OK") {
+			t.Fatalf("UID FETCH %s (%s): %q", c.set, c.items, got)
+		}
+		var uids []string
+		for _, m := range uidRe.FindAllStringSubmatch(got, -1) {
+			uids = append(uids, m[1])
+		}
+		if strings.Join(uids, " ") != c.want {
+			t.Errorf("UID FETCH %s (%s): UIDs %v, want %s", c.set, c.items, uids, c.want)
 		}
 	}
 }
