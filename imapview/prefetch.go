@@ -91,17 +91,25 @@ func (s *session) prefetch(ctx context.Context, ms []member, rows map[int64]*row
 	st := s.srv.opts.Store
 	todo := make(chan int, prefetchWindow)
 	p.wg.Add(1 + prefetchWorkers)
+	located := make(chan int, 1)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		locate(ctx, st, ms, rows, located)
+	}()
 	go func() {
 		defer p.wg.Done()
 		defer close(todo)
-		ahead := make([]*index.MessageRow, 0, len(ms))
-		for _, m := range ms {
-			if r := rows[m.msg]; r != nil {
-				ahead = append(ahead, &r.ix)
-			}
-		}
-		st.Prefetch(ctx, ahead)
+		done := 0 // messages located, in order
 		for i := range ms {
+			for done <= i {
+				n, ok := <-located
+				if !ok {
+					done = len(ms) // stopped: open the rest as they come
+					break
+				}
+				done = n
+			}
 			select {
 			case p.window <- struct{}{}:
 			case <-ctx.Done():
@@ -130,6 +138,45 @@ func (s *session) prefetch(ctx context.Context, ms []member, rows map[int64]*row
 		}()
 	}
 	return p
+}
+
+// locateFirst is the first chunk of a batch whose objects locate looks
+// up; locateChunk each one after it.
+const (
+	locateFirst = 16
+	locateChunk = 256
+)
+
+// locate looks up where the objects of the messages ms are stored, in
+// order, a chunk at a time, and sends on done how many are located after
+// each chunk; it closes done when it stops. The first chunk is small: the
+// first messages are opened and sent while the rest are looked up (the
+// whole batch's lookups first kept a 1,000-message FETCH from sending
+// anything for 10 ms).
+func locate(ctx context.Context, st *archive.Store, ms []member, rows map[int64]*row, done chan<- int) {
+	defer close(done)
+	n := locateFirst
+	for lo := 0; lo < len(ms); lo += n {
+		if ctx.Err() != nil {
+			return
+		}
+		if lo > 0 {
+			n = locateChunk
+		}
+		hi := min(lo+n, len(ms))
+		chunk := make([]*index.MessageRow, 0, hi-lo)
+		for _, m := range ms[lo:hi] {
+			if r := rows[m.msg]; r != nil {
+				chunk = append(chunk, &r.ix)
+			}
+		}
+		st.Prefetch(ctx, chunk)
+		select {
+		case done <- hi:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // take returns message i (in order); the caller closes it.

@@ -2,11 +2,14 @@ package imapview
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Pipelined one-message UID FETCH commands (mbsync) are answered from
@@ -103,5 +106,52 @@ func TestReadaheadRowsStayCurrent(t *testing.T) {
 	f.dispose(f.genSeqs[2])
 	if rows := s.aheadRows([]int64{m}); rows != nil {
 		t.Fatalf("rows loaded before a dispose entry used after it: %v", rows)
+	}
+}
+
+// locate reports the messages of a batch located in order: the first
+// few at once, then a chunk at a time, and stops when its context ends.
+func TestLocateInChunks(t *testing.T) {
+	f := newFixture(t, fixtureOpts{generated: 300})
+	st := f.srv.opts.Store
+	var ms []member
+	rows := map[int64]*row{}
+	for i, seq := range f.genSeqs {
+		ms = append(ms, member{key: int64(i), msg: int64(seq)})
+		m, err := st.Index().Message(ctxT(t), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows[int64(seq)] = &row{seq: int64(seq), ix: *m}
+	}
+	delete(rows, ms[5].msg) // a row that went missing is skipped
+	done := make(chan int)
+	go locate(ctxT(t), st, ms, rows, done)
+	var got []int
+	for n := range done {
+		got = append(got, n)
+	}
+	if want := []int{locateFirst, locateFirst + locateChunk, 300}; !slices.Equal(got, want) {
+		t.Fatalf("located %v, want %v", got, want)
+	}
+
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done = make(chan int)
+	go locate(ctx, st, ms, rows, done)
+	if n := <-done; n != locateFirst {
+		t.Fatalf("first chunk %d", n)
+	}
+	cancel()
+	select {
+	case n, ok := <-done:
+		if ok {
+			// A chunk already sent before the cancel was seen: the next
+			// receive must find the channel closed.
+			if _, ok := <-done; ok {
+				t.Fatalf("locate went on after its context ended (sent %d)", n)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("locate did not stop after its context ended")
 	}
 }
