@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -105,6 +106,46 @@ func TestFetchSetWithHoles(t *testing.T) {
 		}
 		if strings.Join(uids, " ") != c.want {
 			t.Errorf("UID FETCH %s (%s): UIDs %v, want %s", c.set, c.items, uids, c.want)
+		}
+	}
+}
+
+// INTERNALDATE is the first delivery's time whatever comes with it: alone,
+// with bodies in a batch, and with bodies one message a command pipelined
+// (read ahead). The index rows skip the deliveries when it is not asked.
+func TestInternalDateWithAndWithoutBodies(t *testing.T) {
+	f := newFixture(t, fixtureOpts{generated: 3})
+	raw := []byte("From: a@example.com\r\nSubject: when\r\n\r\nbody\r\n")
+	var uids []uint64
+	for i := range 3 {
+		raw := append([]byte(fmt.Sprintf("X-N: %d\r\n", i)), raw...)
+		seq := f.a.Add(t, raw, time.Date(2024, 3, 10+i, 12, 0, 0, 0, time.UTC), custA)
+		uids = append(uids, seq+1)
+	}
+	want := func(i int) string { return fmt.Sprintf(`INTERNALDATE "%02d-Mar-2024 12:00:00 +0000"`, 10+i) }
+	r := f.raw()
+	r.login("auditor", f.password)
+	r.send("S EXAMINE INBOX\r\n")
+	r.until("S OK")
+	set := fmt.Sprintf("%d:%d", uids[0], uids[2])
+	for _, items := range []string{"INTERNALDATE", "BODY.PEEK[] INTERNALDATE", "RFC822.SIZE INTERNALDATE", "BODY.PEEK[]"} {
+		r.send(fmt.Sprintf("F UID FETCH %s (%s)\r\n", set, items))
+		got := r.until("F ")
+		for i := range 3 {
+			if has := strings.Contains(got, want(i)); has != strings.Contains(items, "INTERNALDATE") {
+				t.Errorf("UID FETCH %s (%s): %s: %v in %q", set, items, want(i), has, got)
+			}
+		}
+	}
+	var burst strings.Builder
+	for i, uid := range uids {
+		fmt.Fprintf(&burst, "P%d UID FETCH %d (BODY.PEEK[] INTERNALDATE)\r\n", i, uid)
+	}
+	r.send(burst.String())
+	got := r.until("P2 ")
+	for i := range 3 {
+		if !strings.Contains(got, want(i)) {
+			t.Errorf("pipelined: no %s in %q", want(i), got)
 		}
 	}
 }

@@ -119,7 +119,11 @@ type row struct {
 // needed.
 func (s *session) loadRows(ctx context.Context, msgs []int64, nd needs) (map[int64]*row, error) {
 	needHeader, needStructure, needObject := nd.header, nd.structure, nd.body
-	cols := "m.seq, m.size, d.received_at"
+	// INTERNALDATE is the first delivery's; without it, no join.
+	cols, from := "m.seq, m.size, d.received_at", "messages m JOIN deliveries d ON d.seq = m.seq"
+	if !nd.date {
+		cols, from = "m.seq, m.size, 0", "messages m"
+	}
 	if needObject {
 		cols += ", m.state, m.object, m.key_object, m.object_size"
 	}
@@ -139,10 +143,10 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, nd needs) (map[int
 		// A run of the folder in archive order, most of the seqs between
 		// its ends: one range scan instead of a lookup from the root for
 		// each, and the rows not asked for are skipped below.
-		rows, err = s.srv.db.QueryContext(point(ctx), `SELECT `+cols+` FROM messages m JOIN deliveries d ON d.seq = m.seq WHERE m.seq BETWEEN ? AND ?`, lo, hi)
+		rows, err = s.srv.db.QueryContext(point(ctx), `SELECT `+cols+` FROM `+from+` WHERE m.seq BETWEEN ? AND ?`, lo, hi)
 	} else {
 		in, args := inClause(msgs)
-		rows, err = s.srv.db.QueryContext(point(ctx), `SELECT `+cols+` FROM messages m JOIN deliveries d ON d.seq = m.seq WHERE m.seq IN `+in, args...)
+		rows, err = s.srv.db.QueryContext(point(ctx), `SELECT `+cols+` FROM `+from+` WHERE m.seq IN `+in, args...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
@@ -305,12 +309,13 @@ func sectionName(b *imap.FetchItemBodySection) string {
 // needs says what a FETCH needs from the index and the store.
 type needs struct {
 	header, structure, body, seen bool
+	date                          bool // INTERNALDATE
 	// rootOnly: of the structure, only the root's envelope (UnmarshalRoot).
 	rootOnly bool
 }
 
 func fetchNeeds(o *imap.FetchOptions, readOnly bool) needs {
-	var n needs
+	n := needs{date: o.InternalDate}
 	parts := o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 	for _, b := range o.BodySection {
 		onlyHeader := len(b.Part) == 0 && b.Specifier == imap.PartSpecifierHeader

@@ -268,7 +268,7 @@ func (s *session) startReadahead(msgs []int64) {
 			if s.srv.db.head != nil {
 				head = s.srv.db.head()
 			}
-			rows, err := s.loadRows(ctx, chunk, needs{body: true})
+			rows, err := s.loadRows(ctx, chunk, needs{body: true, date: true})
 			if err == nil {
 				ahead := make([]*index.MessageRow, 0, len(rows))
 				for _, r := range rows {
