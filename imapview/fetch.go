@@ -386,6 +386,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			// message a command), if still current.
 			rows = s.aheadRows(msgs)
 		}
+		if rows == nil && s.next != nil {
+			rows = s.takeNext(msgs, nd)
+		}
 		if rows == nil {
 			if rows, err = s.loadRows(ctx, msgs, nd); err != nil {
 				return err
@@ -461,6 +464,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				}
 				return err
 			}
+		}
+		if lo, hi, dense := denseRange(msgs); pf != nil && dense && !nd.header && !nd.structure && !nd.seen {
+			// A run of the folder's bodies: the next batch most likely
+			// asks for the seqs right after it.
+			s.readNext(hi+1, hi+(hi-lo+1), nd)
 		}
 		return nil
 	})

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // Pipelined one-message UID FETCH commands (mbsync) are answered from
@@ -153,5 +155,66 @@ func TestLocateInChunks(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("locate did not stop after its context ended")
+	}
+}
+
+// A client that reads a folder's bodies a run of UIDs a command gets each
+// next run's rows read while it parses the previous answer; they are used
+// only while current: not after the ledger moved, not for INTERNALDATE
+// when read without it, not after another folder was selected.
+func TestNextBatchRowsReadAhead(t *testing.T) {
+	f := newFixture(t, fixtureOpts{generated: 40})
+	r := f.raw()
+	r.login("auditor", f.password)
+	r.send("S EXAMINE INBOX\r\n")
+	r.until("S OK")
+	fetch := func(tag string, lo, hi int, items string) string {
+		t.Helper()
+		r.send(fmt.Sprintf("%s UID FETCH %d:%d (%s)\r\n", tag, lo, hi, items))
+		got := r.until(tag + " ")
+		if !containsLine(got, tag+" OK") {
+			t.Fatalf("%s: %q", tag, got)
+		}
+		// Every body asked for came, and is the archived one.
+		for uid := lo; uid <= hi && strings.Contains(items, "BODY.PEEK[]"); uid++ {
+			want := f.msgs[seqOfUID(imap.UID(uid))]
+			if !strings.Contains(got, fmt.Sprintf("UID %d BODY[] {%d}\r\n%s", uid, len(want), want)) &&
+				!strings.Contains(got, fmt.Sprintf("BODY[] {%d}\r\n%s", len(want), want)) {
+				t.Fatalf("%s: UID %d: not its body", tag, uid)
+			}
+		}
+		return got
+	}
+	used := func() int64 { return f.srv.nextUsed.Load() }
+
+	fetch("A", 1, 10, "UID BODY.PEEK[]")
+	u := used()
+	fetch("B", 11, 20, "UID BODY.PEEK[]")
+	if used() != u+1 {
+		t.Fatalf("the second run did not use the rows read ahead (%d -> %d)", u, used())
+	}
+	// The ledger moves between two runs: the rows read ahead are not used.
+	f.a.Add(t, []byte("Subject: new\r\n\r\nnew\r\n"), time.Now(), custA)
+	u = used()
+	fetch("C", 21, 30, "UID BODY.PEEK[]")
+	if used() != u {
+		t.Fatal("rows read before the ledger moved were used")
+	}
+	// Read without the received time: not for INTERNALDATE.
+	got := fetch("D", 31, 40, "UID BODY.PEEK[] INTERNALDATE")
+	if used() != u {
+		t.Fatal("rows read without INTERNALDATE were used for it")
+	}
+	if strings.Contains(got, "01-Jan-1970") || strings.Count(got, "INTERNALDATE") != 10 {
+		t.Fatalf("INTERNALDATE: %q", got)
+	}
+	// Another folder selected: nothing read ahead is kept.
+	fetch("E", 1, 10, "UID BODY.PEEK[]")
+	r.send("S2 EXAMINE INBOX\r\n")
+	r.until("S2 OK")
+	u = used()
+	fetch("F", 11, 20, "UID BODY.PEEK[]")
+	if used() != u {
+		t.Fatal("rows read ahead survived a SELECT")
 	}
 }

@@ -70,6 +70,7 @@ type Server struct {
 	db          *stmtDB
 	uidValidity uint32
 	aheadUsed   atomic.Int64 // messages sent from a read-ahead (prefetch.go)
+	nextUsed    atomic.Int64 // batches whose rows were read ahead (prefetch.go)
 	// numberMu serializes the renumbering of numbered folders (numbering.go)
 	// among this server's sessions.
 	numberMu sync.Mutex

@@ -35,6 +35,7 @@ type session struct {
 	checked time.Time      // when the account was last checked to be enabled
 	ahead   map[string]int // UID FETCHes recorded ahead (pipeline.go)
 	ra      *readahead     // messages opened ahead for them (prefetch.go)
+	next    *nextRows      // rows of the next batch of bodies, read ahead (prefetch.go)
 }
 
 var (
@@ -65,6 +66,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 func (s *session) Close() error {
 	s.cancel()
 	s.stopReadahead()
+	s.dropNext()
 	s.srv.release(s.addr.Addr())
 	return nil
 }
@@ -215,6 +217,7 @@ func (s *session) Unsubscribe(mailbox string) error { return errNoSubscriptionCh
 // Unselect leaves the folder; nothing is removed (RFC 3691).
 func (s *session) Unselect() error {
 	s.stopReadahead()
+	s.dropNext()
 	s.sel, s.ahead = nil, nil
 	return nil
 }
@@ -226,6 +229,7 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 	ctx, cancel := s.command()
 	defer cancel()
 	s.stopReadahead()
+	s.dropNext()
 	s.sel, s.ahead = nil, nil
 	f, err := parseFolder(mailbox)
 	if err != nil {
