@@ -42,9 +42,12 @@ const (
 	maxFrames      = 1 << 20
 )
 
-// smallObject is the largest plaintext Open reads whole into memory: one
-// age STREAM chunk.
-const smallObject = 64 << 10
+// smallObject is the largest plaintext Open reads whole into memory, in
+// one read through age: four STREAM chunks. Read a frame at a time, such
+// an object cost a read of the footer, one of the seek table and one a
+// frame, each allocating a 64 KiB chunk buffer in age and the frame's
+// bytes again here. An open message holds at most this much.
+const smallObject = 256 << 10
 
 // ErrFormat is returned (wrapped) when an object is not a valid payload.
 var ErrFormat = errors.New("payload: malformed object")
@@ -216,15 +219,18 @@ func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader,
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 		}
-		// Most messages fit one age chunk: read the plaintext once and
-		// serve the footer, the seek table and the frames from memory.
-		// Each ReadAt into age allocates a 64 KiB chunk buffer.
+		// Most messages are a few age chunks: read the plaintext once and
+		// serve the footer, the seek table and the frames from memory
+		// (frames decode in place). Each ReadAt into age allocates a
+		// 64 KiB chunk buffer.
 		if plainSize <= smallObject {
-			whole := make([]byte, plainSize)
+			whole = make([]byte, plainSize)
 			if err := readAt(plain, whole, 0); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 			}
 			plain = bytes.NewReader(whole)
+		} else {
+			whole = nil
 		}
 	}
 	if plainSize < 8+footerSize {
@@ -251,9 +257,7 @@ func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader,
 		return nil, fmt.Errorf("%w: bad seek table header", ErrFormat)
 	}
 	r := &Reader{plain: plain, rawOff: make([]int64, n+1), compOff: make([]int64, n+1), cacheIdx: -1}
-	if wholeBuf != nil {
-		r.whole, r.wholeBuf = whole, wholeBuf
-	}
+	r.whole, r.wholeBuf = whole, wholeBuf // wholeBuf: pooled (openSmall's) only
 	for i := int64(0); i < n; i++ {
 		e := table[8+i*entrySize:]
 		c, d := int64(binary.LittleEndian.Uint32(e[0:4])), int64(binary.LittleEndian.Uint32(e[4:8]))

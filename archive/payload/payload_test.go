@@ -21,7 +21,7 @@ func seal(t testing.TB, raw []byte) ([]byte, *crypto.MessageKey) {
 }
 
 func TestRoundTripSizes(t *testing.T) {
-	for _, n := range []int{0, 1, 100, FrameSize - 1, FrameSize, FrameSize + 1, 3*FrameSize + 17} {
+	for _, n := range []int{0, 1, 100, 70_000, 200_000, FrameSize - 1, FrameSize, FrameSize + 1, 3*FrameSize + 17} {
 		raw := make([]byte, n)
 		for i := range raw {
 			raw[i] = byte('a' + i%23)
@@ -78,6 +78,25 @@ func TestTamperDetected(t *testing.T) {
 			t.Fatalf("flip at %d not detected", pos)
 		}
 	}
+	// An object of several age chunks that Open reads whole (its
+	// plaintext is at most smallObject) and one it reads a frame at a
+	// time: a flipped bit anywhere is found.
+	for _, n := range []int{100 << 10, smallObject - 1000, smallObject + 1000} {
+		raw := make([]byte, n)
+		rand.Read(raw)
+		obj, mk := seal(t, raw)
+		for _, pos := range []int{10, 200, 70_000, len(obj) / 2, len(obj) - 1} {
+			bad := bytes.Clone(obj)
+			bad[pos] ^= 1
+			r, err := Open(bytes.NewReader(bad), int64(len(bad)), mk)
+			if err == nil {
+				_, err = r.Bytes()
+			}
+			if err == nil {
+				t.Fatalf("%d bytes: flip at %d not detected", n, pos)
+			}
+		}
+	}
 	// Truncation.
 	r, err := Open(bytes.NewReader(obj[:len(obj)-100]), int64(len(obj)-100), mk)
 	if err == nil {
@@ -121,6 +140,26 @@ func BenchmarkOpen10K(b *testing.B) {
 		if _, err := r.Bytes(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkOpen100K: a 100 KB message that does not compress (an
+// attachment), two age chunks: opened and read whole.
+func BenchmarkOpen100K(b *testing.B) {
+	raw := make([]byte, 100<<10)
+	rand.Read(raw)
+	obj, mk := seal(b, raw)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := Open(bytes.NewReader(obj), int64(len(obj)), mk)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Bytes(); err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
 	}
 }
 
