@@ -67,17 +67,7 @@ func TestNoPlaintextAndWrongKey(t *testing.T) {
 func TestTamperDetected(t *testing.T) {
 	raw := bytes.Repeat([]byte("0123456789abcdef"), 40000)
 	obj, mk := seal(t, raw)
-	for _, pos := range []int{10, len(obj) / 2, len(obj) - 1} {
-		bad := bytes.Clone(obj)
-		bad[pos] ^= 1
-		r, err := Open(bytes.NewReader(bad), int64(len(bad)), mk)
-		if err == nil {
-			_, err = r.Bytes()
-		}
-		if err == nil {
-			t.Fatalf("flip at %d not detected", pos)
-		}
-	}
+	flipsDetected(t, obj, mk, 10, len(obj)/2, len(obj)-1)
 	// An object of several age chunks that Open reads whole (its
 	// plaintext is at most smallObject) and one it reads a frame at a
 	// time: a flipped bit anywhere is found.
@@ -85,17 +75,7 @@ func TestTamperDetected(t *testing.T) {
 		raw := make([]byte, n)
 		rand.Read(raw)
 		obj, mk := seal(t, raw)
-		for _, pos := range []int{10, 200, 70_000, len(obj) / 2, len(obj) - 1} {
-			bad := bytes.Clone(obj)
-			bad[pos] ^= 1
-			r, err := Open(bytes.NewReader(bad), int64(len(bad)), mk)
-			if err == nil {
-				_, err = r.Bytes()
-			}
-			if err == nil {
-				t.Fatalf("%d bytes: flip at %d not detected", n, pos)
-			}
-		}
+		flipsDetected(t, obj, mk, 10, 200, 70_000, len(obj)/2, len(obj)-1)
 	}
 	// Truncation.
 	r, err := Open(bytes.NewReader(obj[:len(obj)-100]), int64(len(obj)-100), mk)
@@ -104,6 +84,23 @@ func TestTamperDetected(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("truncation not detected")
+	}
+}
+
+// flipsDetected flips one bit of obj at each position in turn and checks
+// that opening and reading it fails.
+func flipsDetected(t *testing.T, obj []byte, mk *crypto.MessageKey, positions ...int) {
+	t.Helper()
+	for _, pos := range positions {
+		bad := bytes.Clone(obj)
+		bad[pos] ^= 1
+		r, err := Open(bytes.NewReader(bad), int64(len(bad)), mk)
+		if err == nil {
+			_, err = r.Bytes()
+		}
+		if err == nil {
+			t.Fatalf("%d-byte object: flip at %d not detected", len(obj), pos)
+		}
 	}
 }
 
