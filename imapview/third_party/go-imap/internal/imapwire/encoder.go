@@ -54,11 +54,7 @@ func (enc *Encoder) setErr(err error) {
 }
 
 func (enc *Encoder) writeString(s string) *Encoder {
-	if enc.err != nil {
-		return enc
-	}
-	if enc.literal {
-		enc.err = fmt.Errorf("imapwire: cannot encode while a literal is open")
+	if !enc.writable() { // cairn patch 12: the check shared with the writers below
 		return enc
 	}
 	if _, err := enc.w.WriteString(s); err != nil {
@@ -93,8 +89,8 @@ func (enc *Encoder) Special(ch byte) *Encoder {
 	return enc
 }
 
-// writable reports whether the encoder may write now (as writeString
-// checks). (cairn patch 12)
+// writable reports whether the encoder may write now: no earlier error,
+// no literal open. (cairn patch 12)
 func (enc *Encoder) writable() bool {
 	if enc.err != nil {
 		return false
