@@ -86,11 +86,16 @@ func (s *Store) Prefetch(ctx context.Context, rows []*index.MessageRow) {
 	if !ok || len(rows) == 0 {
 		return
 	}
+	_, hinted := s.objs.(objstore.Hinter)
 	keys := make([]string, 0, 2*len(rows))
 	for _, m := range rows {
-		if m.State == index.StateActive && m.Object != "" {
-			keys = append(keys, m.KeyObject, m.Object)
+		if m.State != index.StateActive || m.Object == "" {
+			continue
 		}
+		if hinted && len(m.KeyHint) > 0 && len(m.ObjectHint) > 0 && m.ObjectSize <= maxHintedObject {
+			continue // read from its hints, without a lookup
+		}
+		keys = append(keys, m.KeyObject, m.Object)
 	}
 	pf.Prefetch(ctx, keys)
 }
@@ -129,11 +134,22 @@ func stateName(st int) string {
 	return "active"
 }
 
+// maxHintedObject is the largest message object read whole through its
+// hint (nearly every message): a larger one is read a range at a time, as
+// before.
+const maxHintedObject = 1 << 20
+
 func (s *Store) openPayload(ctx context.Context, m *index.MessageRow, mk *crypto.MessageKey) (*payload.Reader, io.Closer, error) {
 	var src io.ReaderAt
 	var size int64
 	var closer io.Closer = io.NopCloser(nil)
-	if rr, ok := s.objs.(objstore.RangeReader); ok {
+	b, err := s.readHint(ctx, m.Object, m.ObjectHint, maxHintedObject)
+	if err != nil {
+		return nil, nil, fmt.Errorf("object %s: %w", m.Object, err)
+	}
+	if b != nil {
+		src, size = bytes.NewReader(b), int64(len(b))
+	} else if rr, ok := s.objs.(objstore.RangeReader); ok {
 		ra, err := rr.OpenReaderAt(ctx, m.Object)
 		if err != nil {
 			return nil, nil, fmt.Errorf("object %s: %w", m.Object, err)

@@ -465,6 +465,7 @@ func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelo
 	// make the erasure look undone), without a lookup per message. A name
 	// already taken (an attempt that never committed) just draws again.
 	var objKey, keyKey string
+	var objHint, keyHint []byte
 	for try := 0; ; try++ {
 		if try == 16 {
 			return fmt.Errorf("archive: no free object name for %x after %d tries", sha[:8], try)
@@ -477,14 +478,15 @@ func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelo
 		wrapped := s.keys.WrapMessageKey(mk, objKey)
 		// The key object first: a message object never exists without
 		// its key, so an orphan found later is at worst an unused key.
-		err := s.putObject(ctx, p, keyKey, wrapped)
+		var err error
+		keyHint, err = s.putObject(ctx, p, keyKey, wrapped)
 		if errors.Is(err, objstore.ErrExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("archive: write key object: %w", err)
 		}
-		err = s.putObject(ctx, p, objKey, obj.Bytes())
+		objHint, err = s.putObject(ctx, p, objKey, obj.Bytes())
 		if errors.Is(err, objstore.ErrExist) {
 			continue
 		}
@@ -517,6 +519,8 @@ func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelo
 		KeyObject:    keyKey,
 		ObjectSHA256: objSHA,
 		ObjectSize:   int64(obj.Len()),
+		ObjectHint:   objHint,
+		KeyHint:      keyHint,
 	}
 	an.fill(p.message)
 	p.tokens = an.tokens
@@ -525,13 +529,18 @@ func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelo
 
 // putObject writes an object of p. On a store that batches durability
 // (objstore.Batcher) it is written unsynced, and the group commit makes it
-// durable with one Sync before the segment that references it.
-func (s *Store) putObject(ctx context.Context, p *pending, key string, data []byte) error {
+// durable with one Sync before the segment that references it. It returns
+// the store's hint to the object, if the store gives one (objstore.Hinter).
+func (s *Store) putObject(ctx context.Context, p *pending, key string, data []byte) ([]byte, error) {
+	if h, ok := s.objs.(objstore.Hinter); ok {
+		p.unsynced = true
+		return h.PutUnsyncedHint(ctx, key, bytes.NewReader(data), int64(len(data)))
+	}
 	if b, ok := s.objs.(objstore.Batcher); ok {
 		p.unsynced = true
-		return b.PutUnsynced(ctx, key, bytes.NewReader(data), int64(len(data)))
+		return nil, b.PutUnsynced(ctx, key, bytes.NewReader(data), int64(len(data)))
 	}
-	return s.objs.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
+	return nil, s.objs.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
 }
 
 // sealDelivery seals the envelope (and evidence) of one delivery.
@@ -546,7 +555,7 @@ func (s *Store) sealDelivery(ctx context.Context, p *pending, mk *crypto.Message
 		h := sha256.Sum256(sealed)
 		// Evidence is per delivery: name it by its own sealed hash.
 		key := s.objectName("evidence", h, 0)
-		err := s.putObject(ctx, p, key, sealed)
+		_, err := s.putObject(ctx, p, key, sealed)
 		if err != nil && !errors.Is(err, objstore.ErrExist) {
 			return nil, fmt.Errorf("archive: write evidence object: %w", err)
 		}
@@ -573,7 +582,10 @@ func (s *Store) objectName(kind string, sha [32]byte, gen uint32) string {
 
 // messageKey reads and unwraps the key object of a message.
 func (s *Store) messageKey(ctx context.Context, m *index.MessageRow) (*crypto.MessageKey, error) {
-	b, err := readSmall(ctx, s.objs, m.KeyObject, crypto.KeyObjectSize)
+	b, err := s.readHint(ctx, m.KeyObject, m.KeyHint, crypto.KeyObjectSize)
+	if b == nil && err == nil {
+		b, err = readSmall(ctx, s.objs, m.KeyObject, crypto.KeyObjectSize)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("archive: key object of message %d: %w", m.Seq, err)
 	}
@@ -582,6 +594,26 @@ func (s *Store) messageKey(ctx context.Context, m *index.MessageRow) (*crypto.Me
 		return nil, fmt.Errorf("archive: key object of message %d: %w", m.Seq, err)
 	}
 	return mk, nil
+}
+
+// readHint reads key whole from where hint says it lies, if the store can
+// (objstore.Hinter) and the object there is key's and at most max bytes.
+// It returns nil and no error when the caller must read the usual way:
+// no hint, or one that does not lead to the object (ErrStaleHint, or any
+// error of the read, which the usual way then reports or finds around).
+func (s *Store) readHint(ctx context.Context, key string, hint []byte, max int64) ([]byte, error) {
+	h, ok := s.objs.(objstore.Hinter)
+	if !ok || len(hint) == 0 {
+		return nil, nil
+	}
+	b, err := h.ReadHint(ctx, key, hint, max)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, nil
+	}
+	return b, nil
 }
 
 func readSmall(ctx context.Context, objs objstore.Store, key string, max int64) ([]byte, error) {

@@ -125,7 +125,7 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, nd needs) (map[int
 		cols, from = "m.seq, m.size, 0", "messages m"
 	}
 	if needObject {
-		cols += ", m.state, m.object, m.key_object, m.object_size"
+		cols += ", m.state, m.object, m.key_object, m.object_size, m.object_hint, m.key_hint"
 	}
 	if needHeader {
 		cols += ", m.header"
@@ -168,7 +168,7 @@ func (s *session) loadRows(ctx context.Context, msgs []int64, nd needs) (map[int
 		r := &row{}
 		dest := []any{&r.seq, &r.size, &r.received}
 		if needObject {
-			dest = append(dest, &r.ix.State, &r.ix.Object, &r.ix.KeyObject, &r.ix.ObjectSize)
+			dest = append(dest, &r.ix.State, &r.ix.Object, &r.ix.KeyObject, &r.ix.ObjectSize, &r.ix.ObjectHint, &r.ix.KeyHint)
 		}
 		if needHeader {
 			dest = append(dest, &r.header)

@@ -83,7 +83,9 @@ var schema = []string{
 		structure     BLOB NOT NULL,
 		problems      TEXT NOT NULL DEFAULT '',
 		state         INTEGER NOT NULL DEFAULT 0,
-		mac           BLOB NOT NULL
+		mac           BLOB NOT NULL,
+		object_hint   BLOB,
+		key_hint      BLOB
 	)`,
 	`CREATE INDEX IF NOT EXISTS messages_date ON messages(date)`,
 	`CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id)`,
@@ -146,6 +148,29 @@ var schema = []string{
 	`CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts4(content="fts_docs", tokens)`,
 }
 
+// addedColumns were added to schema 2's tables after indexes were made
+// with it; addColumns gives them to such an index (empty: its reads then
+// look the objects up, as before).
+var addedColumns = []struct{ table, column, decl string }{
+	{"messages", "object_hint", "BLOB"},
+	{"messages", "key_hint", "BLOB"},
+}
+
+func addColumns(db *sql.DB) error {
+	for _, c := range addedColumns {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.decl); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Index is the SQLite index. It is safe for concurrent use; writes are
 // serialised by the archive's group commit.
 type Index struct {
@@ -196,6 +221,10 @@ func Open(path string, macKey []byte) (*Index, error) {
 			db.Close()
 			return nil, fmt.Errorf("index: %s: schema: %w", path, err)
 		}
+	}
+	if err := addColumns(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index: %s: schema: %w", path, err)
 	}
 	ix := &Index{db: db, macKey: macKey, path: path}
 	var v int
@@ -307,6 +336,11 @@ type MessageRow struct {
 	Structure    []byte // message.Part, binary
 	Problems     []string
 	State        int
+	// ObjectHint and KeyHint are where the store said it put the message
+	// and key objects (objstore.Hinter), nil if it cannot say or the row
+	// was rebuilt from the ledger. Outside the row's MAC: a read from a
+	// hint checks the object it finds there, and falls back to a lookup.
+	ObjectHint, KeyHint []byte
 }
 
 // DeliveryRow is one delivery of a message. Its MAC covers the envelope
@@ -440,7 +474,7 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 			}
 			_, err := st.Exec(int64(m.Seq), sha, m.Size, m.Object, m.KeyObject, m.ObjectSHA256[:], m.ObjectSize,
 				m.ArchivedAt.UnixNano(), date, m.From, m.To, m.Cc, m.Subject, m.MessageID, m.Header, m.Structure,
-				strings.Join(m.Problems, "\n"), m.State, ix.messageMAC(m))
+				strings.Join(m.Problems, "\n"), m.State, ix.messageMAC(m), m.ObjectHint, m.KeyHint)
 			var se sqlite3.Error
 			if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique && sha != nil {
 				// The ledger holds these bytes twice (a valid ledger: a
@@ -452,7 +486,7 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 				m.Problems = append(m.Problems, fmt.Sprintf("the same bytes as message %d", first))
 				_, err = st.Exec(int64(m.Seq), nil, m.Size, m.Object, m.KeyObject, m.ObjectSHA256[:], m.ObjectSize,
 					m.ArchivedAt.UnixNano(), date, m.From, m.To, m.Cc, m.Subject, m.MessageID, m.Header, m.Structure,
-					strings.Join(m.Problems, "\n"), m.State, ix.messageMAC(m))
+					strings.Join(m.Problems, "\n"), m.State, ix.messageMAC(m), m.ObjectHint, m.KeyHint)
 			}
 			if err != nil {
 				return fmt.Errorf("index: message %d: %w", m.Seq, err)
@@ -737,8 +771,9 @@ var scrubWait = dsnBusyTimeout
 var commitSQL = []string{
 	`INSERT INTO entries(seq, kind, ref, line, leaf) VALUES(?,?,?,?,?)`,
 	`INSERT INTO messages(seq, sha256, size, object, key_object, object_sha256, object_size,
-			archived_at, date, from_addr, to_addrs, cc_addrs, subject, message_id, header, structure, problems, state, mac)
-			VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			archived_at, date, from_addr, to_addrs, cc_addrs, subject, message_id, header, structure, problems, state, mac,
+			object_hint, key_hint)
+			VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 	`INSERT INTO deliveries(seq, message, delivery_key, source, sender, received_at, envelope, mac) VALUES(?,?,?,?,?,?,?,?)`,
 	`INSERT INTO recipients(delivery, message, addr, kind) VALUES(?,?,?,?)`,
 	`INSERT OR IGNORE INTO custodians(addr, message, delivery) VALUES(?,?,?)`,

@@ -40,7 +40,7 @@ func (ix *Index) DeliveryByKey(ctx context.Context, key string) (seq, message ui
 }
 
 const messageColumns = `seq, sha256, size, object, key_object, object_sha256, object_size, archived_at, date,
-	from_addr, to_addrs, cc_addrs, subject, message_id, header, structure, problems, state, mac`
+	from_addr, to_addrs, cc_addrs, subject, message_id, header, structure, problems, state, mac, object_hint, key_hint`
 
 func scanMessage(sc interface{ Scan(...any) error }) (*MessageRow, []byte, error) {
 	var m MessageRow
@@ -49,7 +49,8 @@ func scanMessage(sc interface{ Scan(...any) error }) (*MessageRow, []byte, error
 	var sha, osha, mac []byte
 	var problems string
 	if err := sc.Scan(&seq, &sha, &m.Size, &m.Object, &m.KeyObject, &osha, &m.ObjectSize, &archived, &date,
-		&m.From, &m.To, &m.Cc, &m.Subject, &m.MessageID, &m.Header, &m.Structure, &problems, &m.State, &mac); err != nil {
+		&m.From, &m.To, &m.Cc, &m.Subject, &m.MessageID, &m.Header, &m.Structure, &problems, &m.State, &mac,
+		&m.ObjectHint, &m.KeyHint); err != nil {
 		return nil, nil, err
 	}
 	m.Seq = uint64(seq)

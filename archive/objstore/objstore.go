@@ -191,6 +191,27 @@ type Prefetcher interface {
 	Prefetch(ctx context.Context, keys []string)
 }
 
+// Hinter is implemented by stores that can tell where an object they just
+// stored lies, and read it back from there without looking it up (the
+// volume store: a map.db query per object otherwise, which cost more than
+// the read of a small message). A hint is small and opaque, and only ever a
+// hint: ReadHint checks that what lies there is key, whole, and fails with
+// ErrStaleHint otherwise (the object was deleted, or the hint is not this
+// store's); the caller then reads the usual way, which finds the object or
+// reports it missing.
+type Hinter interface {
+	Batcher
+	// PutUnsyncedHint is PutUnsynced, returning a hint to the object.
+	PutUnsyncedHint(ctx context.Context, key string, r io.Reader, size int64) (hint []byte, err error)
+	// ReadHint returns the whole object key from where hint says it lies,
+	// if it holds at most max bytes (ErrStaleHint otherwise).
+	ReadHint(ctx context.Context, key string, hint []byte, max int64) ([]byte, error)
+}
+
+// ErrStaleHint is returned (wrapped) by Hinter.ReadHint when the hint does
+// not lead to the object.
+var ErrStaleHint = errors.New("objstore: the hint does not lead to the object")
+
 // ContextReader reads from r until ctx is done (a copy into a store stops
 // then).
 func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }

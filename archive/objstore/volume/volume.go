@@ -84,7 +84,8 @@ type loc struct {
 }
 
 // Store is a volume store. It implements objstore.Store,
-// objstore.RangeReader and objstore.Batcher. Safe for concurrent use.
+// objstore.RangeReader, objstore.Batcher and objstore.Hinter. Safe for
+// concurrent use.
 type Store struct {
 	dir      string
 	readOnly bool
@@ -628,7 +629,7 @@ func (s *Store) prefetch(keys []string) {
 // Put stores exactly size bytes from r under key (objstore.Store). A nil
 // return means the record and every earlier one are flushed.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := s.put(ctx, key, r, size); err != nil {
+	if _, err := s.put(ctx, key, r, size); err != nil {
 		return fmt.Errorf("objstore/volume: put %s: %w", key, err)
 	}
 	if err := s.Sync(ctx); err != nil {
@@ -640,24 +641,115 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 // PutUnsynced appends the object without flushing (objstore.Batcher): it is
 // durable once a later Sync or synced Put returns nil.
 func (s *Store) PutUnsynced(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := s.put(ctx, key, r, size); err != nil {
+	if _, err := s.put(ctx, key, r, size); err != nil {
 		return fmt.Errorf("objstore/volume: put %s: %w", key, err)
 	}
 	return nil
 }
 
-func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) error {
-	if err := objstore.ValidKey(key); err != nil {
-		return err
+// PutUnsyncedHint is PutUnsynced returning where the record lies
+// (objstore.Hinter).
+func (s *Store) PutUnsyncedHint(ctx context.Context, key string, r io.Reader, size int64) ([]byte, error) {
+	l, err := s.put(ctx, key, r, size)
+	if err != nil {
+		return nil, fmt.Errorf("objstore/volume: put %s: %w", key, err)
 	}
-	if size < 0 {
-		return fmt.Errorf("negative size %d", size)
+	return appendHint(nil, l), nil
+}
+
+var _ objstore.Hinter = (*Store)(nil)
+
+// A hint is hintVersion, then the volume, the data's offset and its size
+// as uvarints.
+const hintVersion = 1
+
+func appendHint(b []byte, l loc) []byte {
+	b = append(b, hintVersion)
+	b = binary.AppendUvarint(b, uint64(l.vol))
+	b = binary.AppendUvarint(b, uint64(l.off))
+	return binary.AppendUvarint(b, uint64(l.size))
+}
+
+func parseHint(b []byte) (l loc, ok bool) {
+	if len(b) == 0 || b[0] != hintVersion {
+		return l, false
+	}
+	b = b[1:]
+	var v [3]uint64
+	for i := range v {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			return l, false
+		}
+		v[i], b = x, b[n:]
+	}
+	if len(b) != 0 || v[0] > 1<<32-1 || v[1] > 1<<62 || v[2] > 1<<62 {
+		return l, false
+	}
+	return loc{vol: uint32(v[0]), off: int64(v[1]), size: int64(v[2])}, true
+}
+
+// ReadHint reads the whole record the hint points to, in one read, and
+// returns its data if the record is key's and whole: the header's magic,
+// key and CRC, no deletion flag, and the data's CRC (a deleted object's
+// data is punched to zeros, which fails it). Anything else is
+// objstore.ErrStaleHint (objstore.Hinter).
+func (s *Store) ReadHint(ctx context.Context, key string, hint []byte, max int64) ([]byte, error) {
+	stale := func(why string) error {
+		return fmt.Errorf("objstore/volume: read %s: %w (%s)", key, objstore.ErrStaleHint, why)
+	}
+	l, ok := parseHint(hint)
+	if !ok {
+		return nil, stale("malformed hint")
+	}
+	hlen := int64(headerSize + len(key))
+	if l.size > max || l.off < hlen || len(key) > 1<<16-1 {
+		return nil, stale("out of range")
+	}
+	if l.size == 0 {
+		// Punching leaves an empty object's record as it was: only a
+		// lookup knows whether it was deleted.
+		return nil, stale("an empty object")
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
+	}
+	f, err := s.file(l.vol)
+	if err != nil {
+		return nil, stale(err.Error())
+	}
+	rec := make([]byte, hlen+l.size+4)
+	if _, err := f.ReadAt(rec, l.off-hlen); err != nil {
+		return nil, stale(err.Error())
+	}
+	h, data := rec[:headerSize], rec[hlen:hlen+l.size]
+	switch {
+	case string(h[:4]) != magic || h[4] != 0:
+		return nil, stale("no record of an object there")
+	case int(binary.LittleEndian.Uint16(h[5:7])) != len(key) || string(rec[headerSize:hlen]) != key:
+		return nil, stale("another object's record")
+	case binary.LittleEndian.Uint64(h[7:15]) != uint64(l.size):
+		return nil, stale("another size")
+	case crc32.Update(crc32.Checksum(h[:23], castagnoli), castagnoli, rec[headerSize:hlen]) != binary.LittleEndian.Uint32(h[23:27]):
+		return nil, stale("header CRC mismatch")
+	case crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(rec[hlen+l.size:]):
+		return nil, stale("data CRC mismatch (deleted or damaged)")
+	}
+	return data, nil
+}
+
+func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) (loc, error) {
+	if err := objstore.ValidKey(key); err != nil {
+		return loc{}, err
+	}
+	if size < 0 {
+		return loc{}, fmt.Errorf("negative size %d", size)
+	}
+	if err := ctx.Err(); err != nil {
+		return loc{}, err
 	}
 	if s.readOnly {
-		return ErrReadOnly
+		return loc{}, ErrReadOnly
 	}
 	// A small object's whole record is built before the lock and written
 	// with one pwrite: the lock is held for the write alone, and a record
@@ -667,27 +759,27 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) er
 	if size <= chunk {
 		var err error
 		if rec, err = smallRecord(ctx, key, r, size, mtime); err != nil {
-			return err
+			return loc{}, err
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.active == nil {
-		return errors.New("store is closed")
+		return loc{}, errors.New("store is closed")
 	}
 	// Checked again under the lock: two Puts of one key race to here, and
 	// the first may already be flushed from pending into map.db.
 	if _, ok := s.pending[key]; ok {
-		return objstore.ErrExist
+		return loc{}, objstore.ErrExist
 	}
 	// A point query without ctx (ctx was checked above): see lookup. The
 	// filter spares it for a name certainly not taken.
 	if !s.known.Absent(key) {
 		var l loc
 		if err := s.qLookup.QueryRowContext(context.Background(), key).Scan(&l.vol, &l.off, &l.size, &l.mtime); err == nil {
-			return objstore.ErrExist
+			return loc{}, objstore.ErrExist
 		} else if !errors.Is(err, sql.ErrNoRows) {
-			return err
+			return loc{}, err
 		}
 	}
 	start := s.actEnd
@@ -695,23 +787,24 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, size int64) er
 	if rec != nil {
 		if _, err := s.active.WriteAt(rec, start); err != nil {
 			s.cut(start)
-			return err
+			return loc{}, err
 		}
 	} else if err := s.appendLarge(ctx, key, r, size, mtime, start); err != nil {
-		return err
+		return loc{}, err
 	}
 	s.actEnd = off + size + 4
-	s.pending[key] = loc{vol: s.actID, off: off, size: size, mtime: mtime}
+	l := loc{vol: s.actID, off: off, size: size, mtime: mtime}
+	s.pending[key] = l
 	if s.known != nil {
 		s.known.Add(key)
 	}
 	s.dirty[s.actID] = s.actEnd
 	if s.actEnd >= MaxVolume {
 		if err := s.rotate(); err != nil {
-			return err
+			return loc{}, err
 		}
 	}
-	return nil
+	return l, nil
 }
 
 // smallRecord reads exactly size bytes from r into a whole record: header,

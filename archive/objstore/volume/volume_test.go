@@ -514,3 +514,110 @@ func TestMapCache(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A hint reads the object back from where it was put, in this process and
+// in a read-only one, and every way it can lead astray is ErrStaleHint:
+// another key, a deleted (punched) object, a damaged record, a size over
+// the caller's limit, a hint that is not one.
+func TestReadHint(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 8<<10) // over one chunk: appended in pieces
+	objs := map[string][]byte{"m/a": []byte("first"), "m/b": big, "m/c": []byte("third"), "m/d": {}}
+	hints := map[string][]byte{}
+	for _, k := range []string{"m/a", "m/b", "m/c", "m/d"} {
+		h, err := s.PutUnsyncedHint(ctx, k, bytes.NewReader(objs[k]), int64(len(objs[k])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hints[k] = h
+	}
+	read := func(s *Store, key string, hint []byte, max int64) ([]byte, error) {
+		return s.ReadHint(ctx, key, hint, max)
+	}
+	// An empty object is always looked up (deleting it changes no byte
+	// of its record).
+	b, err := read(s, "m/d", hints["m/d"], 1<<20)
+	if !errors.Is(err, objstore.ErrStaleHint) {
+		t.Fatalf("empty object: %v", err)
+	}
+	// Before the flush (this process), after it, and from a reader.
+	for _, k := range []string{"m/a", "m/b", "m/c"} {
+		if b, err := read(s, k, hints[k], 1<<20); err != nil || !bytes.Equal(b, objs[k]) {
+			t.Fatalf("%s before the flush: %v (%d bytes)", k, err, len(b))
+		}
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, dir)
+	for _, k := range []string{"m/a", "m/b", "m/c"} {
+		if b, err := read(r, k, hints[k], 1<<20); err != nil || !bytes.Equal(b, objs[k]) {
+			t.Fatalf("%s from a reader: %v", k, err)
+		}
+	}
+	stale := func(what string, b []byte, err error) {
+		t.Helper()
+		if !errors.Is(err, objstore.ErrStaleHint) || b != nil {
+			t.Fatalf("%s: %v (%d bytes), want ErrStaleHint", what, err, len(b))
+		}
+	}
+	b, err = read(s, "m/c", hints["m/a"], 1<<20)
+	stale("another key's hint", b, err)
+	b, err = read(s, "m/b", hints["m/b"], int64(len(big))-1)
+	stale("over max", b, err)
+	for _, h := range [][]byte{nil, {}, {9, 1, 2, 3}, append(append([]byte{}, hints["m/a"]...), 0), hints["m/a"][:2]} {
+		b, err = read(s, "m/a", h, 1<<20)
+		stale(fmt.Sprintf("malformed hint %x", h), b, err)
+	}
+	l, _ := parseHint(hints["m/a"])
+	b, err = read(s, "m/a", appendHint(nil, loc{vol: l.vol + 7, off: l.off, size: l.size}), 1<<20)
+	stale("a volume that does not exist", b, err)
+	b, err = read(s, "m/a", appendHint(nil, loc{vol: l.vol, off: l.off + 1, size: l.size}), 1<<20)
+	stale("a shifted offset", b, err)
+	b, err = read(s, "m/a", appendHint(nil, loc{vol: l.vol, off: 1 << 40, size: l.size}), 1<<20)
+	stale("past the end", b, err)
+	b, err = read(s, "m/a", appendHint(nil, loc{vol: l.vol, off: l.off, size: l.size + 1}), 1<<20)
+	stale("another size", b, err)
+
+	// A flipped data byte fails the data CRC.
+	lc, _ := parseHint(hints["m/c"])
+	f, err := os.OpenFile(s.volPath(lc.vol), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("X"), lc.off+1)
+	f.Close()
+	b, err = read(s, "m/c", hints["m/c"], 1<<20)
+	stale("a damaged record", b, err)
+
+	// A deleted object's hint leads nowhere, in the writer and a reader.
+	if err := s.Delete(ctx, "m/a"); err != nil {
+		t.Fatal(err)
+	}
+	b, err = read(s, "m/a", hints["m/a"], 1<<20)
+	stale("a deleted object", b, err)
+	b, err = read(r, "m/a", hints["m/a"], 1<<20)
+	stale("a deleted object, from a reader", b, err)
+	if b, err := read(s, "m/b", hints["m/b"], 1<<20); err != nil || !bytes.Equal(b, big) {
+		t.Fatalf("m/b after another's deletion: %v", err)
+	}
+}
+
+// FuzzParseHint: any bytes parse or are refused without a panic, and a
+// location that parses survives being encoded and parsed again.
+func FuzzParseHint(f *testing.F) {
+	f.Add(appendHint(nil, loc{vol: 1, off: 27 + 5, size: 100}))
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x10, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, ok := parseHint(b)
+		if !ok {
+			return
+		}
+		again, ok := parseHint(appendHint(nil, l))
+		if !ok || again != l {
+			t.Fatalf("%x parsed as %+v, then as %+v (%v)", b, l, again, ok)
+		}
+	})
+}
