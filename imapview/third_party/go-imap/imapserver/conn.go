@@ -53,10 +53,16 @@ type Conn struct {
 	readOnly bool
 }
 
+// writeBufferSize is the size of a connection's write buffer (cairn patch
+// 13).
+const writeBufferSize = 32 << 10
+
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
 	br := bufio.NewReader(rw)
-	bw := bufio.NewWriter(rw)
+	// cairn patch 13: a FETCH of bodies fills a 4 KiB buffer several times
+	// a message, each a write system call; 32 KiB holds a few messages.
+	bw := bufio.NewWriterSize(rw, writeBufferSize)
 	return &Conn{
 		conn:    c,
 		server:  server,
