@@ -70,6 +70,7 @@ type fixtureOpts struct {
 	corpus    bool
 	generated int
 	opts      func(*Options)
+	wrap      func(net.Listener) net.Listener // of the plain listener
 }
 
 func newFixture(t testing.TB, fo fixtureOpts) *fixture {
@@ -136,6 +137,9 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	f.addr, f.tlsAddr = ln.Addr().String(), tln.Addr().String()
+	if fo.wrap != nil {
+		ln = fo.wrap(ln)
+	}
 	go srv.Serve(ln)
 	go srv.ServeTLS(tln)
 	t.Cleanup(func() { srv.Close() })

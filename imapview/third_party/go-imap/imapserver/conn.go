@@ -40,6 +40,9 @@ type Conn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	encMutex sync.Mutex
+	// writeDeadline is the write deadline set on conn, zero for none
+	// (cairn patch 14). Guarded by encMutex.
+	writeDeadline time.Time
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -535,13 +538,33 @@ func (c *Conn) setReadTimeout(dur time.Duration) {
 	}
 }
 
+// setWriteTimeout gives the writes that follow dur to complete (none: no
+// deadline). The caller holds encMutex.
+//
+// cairn patch 14: the deadline is set only when it changes what is in
+// effect: a deadline already set that allows at least dur, less
+// writeDeadlineSlack, is kept. A FETCH of bodies asked for four deadlines
+// a message (its response, its literal, the literal's end, none after
+// it), each a runtime timer update: 3 % of serving a body.
 func (c *Conn) setWriteTimeout(dur time.Duration) {
-	if dur > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(dur))
-	} else {
-		c.conn.SetWriteDeadline(time.Time{})
+	if dur <= 0 {
+		if !c.writeDeadline.IsZero() {
+			c.conn.SetWriteDeadline(time.Time{})
+			c.writeDeadline = time.Time{}
+		}
+		return
 	}
+	want := time.Now().Add(dur)
+	if !c.writeDeadline.IsZero() && !c.writeDeadline.Before(want.Add(-writeDeadlineSlack)) {
+		return
+	}
+	c.conn.SetWriteDeadline(want)
+	c.writeDeadline = want
 }
+
+// writeDeadlineSlack is how much shorter than asked a kept write deadline
+// may be (cairn patch 14).
+const writeDeadlineSlack = time.Second
 
 func (c *Conn) poll(cmd string) error {
 	switch c.state {
@@ -586,8 +609,14 @@ func (enc *responseEncoder) end() {
 	if enc.Encoder == nil {
 		panic("imapserver: responseEncoder.end called twice")
 	}
+	// cairn patch 14: a response written together with the next one (a
+	// FETCH line, or an answer with the next command already received:
+	// NoFlush, patch 10) keeps the deadline for it; one that flushed
+	// clears it.
+	if !enc.NoFlush {
+		enc.conn.setWriteTimeout(0)
+	}
 	enc.Encoder = nil
-	enc.conn.setWriteTimeout(0)
 	enc.conn.encMutex.Unlock()
 }
 
