@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -65,7 +66,7 @@ func TestReadsThroughHints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() }) // the store open last
 
 	g := gen.New(93)
 	var msgs [][]byte
@@ -126,6 +127,25 @@ func TestReadsThroughHints(t *testing.T) {
 	}
 	if rep, err := st.Verify(ctx, VerifyOptions{Full: true, Orphans: true}); err != nil || !rep.OK() {
 		t.Fatalf("verify: %v %v", rep.Problems, err)
+	}
+
+	// An index rebuilt from the ledger (cairn reindex, or the catch-up
+	// after an index failure) gets the hints again.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, "index.db"+suffix))
+	}
+	st, err = Open(ctx, Options{Dir: dir, Objects: objs, Keys: ring, Signing: sk, LogID: "hint"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs.hinted.Store(0)
+	objs.lookedUp.Store(0)
+	readAll()
+	if h, l := objs.hinted.Load(), objs.lookedUp.Load(); h != int64(2*len(seqs)-1) || l != 1 {
+		t.Fatalf("after reindex: read %d objects from hints and looked %d up; want %d and 1", h, l, 2*len(seqs)-1)
 	}
 
 	// A key object deleted (as an erasure does) is gone through its hint

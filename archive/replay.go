@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/index"
 	"github.com/cairn-archive/cairn/archive/ledger"
+	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/crypto"
 	"github.com/cairn-archive/cairn/ingest"
 )
@@ -121,6 +122,11 @@ func (r *replayer) message(ctx context.Context, e *ledger.Entry) error {
 		return nil
 	}
 	m.SHA256 = sha256.Sum256(raw)
+	if h, ok := r.s.objs.(objstore.Hinter); ok {
+		// Optional: without them the reads look the objects up.
+		m.ObjectHint, _ = h.Hint(ctx, m.Object)
+		m.KeyHint, _ = h.Hint(ctx, m.KeyObject)
+	}
 	an := analyze(raw, r.s.keys.SearchKey())
 	an.fill(m)
 	r.batch.Messages = append(r.batch.Messages, *m)

@@ -206,6 +206,9 @@ type Hinter interface {
 	// ReadHint returns the whole object key from where hint says it lies,
 	// if it holds at most max bytes (ErrStaleHint otherwise).
 	ReadHint(ctx context.Context, key string, hint []byte, max int64) ([]byte, error)
+	// Hint returns a hint to an object already stored (ErrNotExist if it
+	// is not), for an index rebuilt from the ledger.
+	Hint(ctx context.Context, key string) ([]byte, error)
 }
 
 // ErrStaleHint is returned (wrapped) by Hinter.ReadHint when the hint does

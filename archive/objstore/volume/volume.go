@@ -659,6 +659,18 @@ func (s *Store) PutUnsyncedHint(ctx context.Context, key string, r io.Reader, si
 
 var _ objstore.Hinter = (*Store)(nil)
 
+// Hint returns a hint to an object already stored (objstore.Hinter).
+func (s *Store) Hint(ctx context.Context, key string) ([]byte, error) {
+	if err := objstore.ValidKey(key); err != nil {
+		return nil, err
+	}
+	l, err := s.lookup(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("objstore/volume: hint %s: %w", key, unwrapOp(err))
+	}
+	return appendHint(nil, l), nil
+}
+
 // A hint is hintVersion, then the volume, the data's offset and its size
 // as uvarints.
 const hintVersion = 1

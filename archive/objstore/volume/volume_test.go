@@ -556,6 +556,13 @@ func TestReadHint(t *testing.T) {
 		if b, err := read(r, k, hints[k], 1<<20); err != nil || !bytes.Equal(b, objs[k]) {
 			t.Fatalf("%s from a reader: %v", k, err)
 		}
+		// Hint, for an object stored earlier, gives the same hint.
+		if h, err := r.Hint(ctx, k); err != nil || !bytes.Equal(h, hints[k]) {
+			t.Fatalf("Hint(%s) = %x, %v; put gave %x", k, h, err, hints[k])
+		}
+	}
+	if _, err := r.Hint(ctx, "m/none"); !errors.Is(err, objstore.ErrNotExist) {
+		t.Fatalf("Hint of a missing object: %v", err)
 	}
 	stale := func(what string, b []byte, err error) {
 		t.Helper()
