@@ -14,7 +14,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/volume"
-	"github.com/cairn-archive/cairn/crypto"
+	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
 
@@ -56,13 +56,9 @@ func TestReadsThroughHints(t *testing.T) {
 	defer vs.Close()
 	objs := &countingVolume{Store: vs}
 	ctx := context.Background()
-	ids, _ := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, _ := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/hint")
-	st, err := Open(ctx, Options{Dir: dir, Objects: objs, Keys: ring, Signing: sk, LogID: "hint"})
+	ring, sk := cryptotest.Keys(t, dir, objs, "test.example/hint")
+	opts := Options{Dir: dir, Objects: objs, Keys: ring, Signing: sk, LogID: "hint"}
+	st, err := Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +133,7 @@ func TestReadsThroughHints(t *testing.T) {
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(filepath.Join(dir, "index.db"+suffix))
 	}
-	st, err = Open(ctx, Options{Dir: dir, Objects: objs, Keys: ring, Signing: sk, LogID: "hint"})
+	st, err = Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

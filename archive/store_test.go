@@ -430,12 +430,7 @@ func TestOnVolumeStore(t *testing.T) {
 	}
 	defer objs.Close()
 	ctx := context.Background()
-	ids, _ := crypto.CreateIdentities(filepath.Join(dir, "keys", "archive.key"))
-	ring, err := crypto.CreateKeyring(ctx, objs, ids, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, _ := crypto.CreateSigningKey(filepath.Join(dir, "keys", "ledger.key"), "test.example/vol")
+	ring, sk := cryptotest.Keys(t, dir, objs, "test.example/vol")
 	opts := Options{Dir: dir, Objects: objs, Keys: ring, Signing: sk, LogID: "vol"}
 	st, err := Open(ctx, opts)
 	if err != nil {
