@@ -25,8 +25,8 @@ type countingVolume struct {
 	hinted, lookedUp atomic.Int64
 }
 
-func (c *countingVolume) ReadHint(ctx context.Context, key string, hint []byte, max int64) ([]byte, error) {
-	b, err := c.Store.ReadHint(ctx, key, hint, max)
+func (c *countingVolume) ReadHint(ctx context.Context, key string, hint []byte, max int64, alloc func(int) []byte) ([]byte, error) {
+	b, err := c.Store.ReadHint(ctx, key, hint, max, alloc)
 	if err == nil {
 		c.hinted.Add(1)
 	}

@@ -143,13 +143,26 @@ func (s *Store) openPayload(ctx context.Context, m *index.MessageRow, mk *crypto
 	var src io.ReaderAt
 	var size int64
 	var closer io.Closer = io.NopCloser(nil)
-	b, err := s.readHint(ctx, m.Object, m.ObjectHint, maxHintedObject)
+	// Read through its hint into a buffer of payload's, which the Reader
+	// then owns: a single-chunk object is decrypted where it was read.
+	var buf []byte
+	b, err := s.readHint(ctx, m.Object, m.ObjectHint, maxHintedObject, func(n int) []byte {
+		buf = payload.Buffer(n)
+		return buf
+	})
 	if err != nil {
+		payload.Release(buf)
 		return nil, nil, fmt.Errorf("object %s: %w", m.Object, err)
 	}
 	if b != nil {
-		src, size = bytes.NewReader(b), int64(len(b))
-	} else if rr, ok := s.objs.(objstore.RangeReader); ok {
+		rd, err := payload.OpenBuffer(buf, b, mk)
+		if err != nil {
+			return nil, nil, fmt.Errorf("object %s: %w", m.Object, err)
+		}
+		return rd, closer, nil
+	}
+	payload.Release(buf) // a stale hint: read the usual way
+	if rr, ok := s.objs.(objstore.RangeReader); ok {
 		ra, err := rr.OpenReaderAt(ctx, m.Object)
 		if err != nil {
 			return nil, nil, fmt.Errorf("object %s: %w", m.Object, err)

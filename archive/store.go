@@ -582,7 +582,7 @@ func (s *Store) objectName(kind string, sha [32]byte, gen uint32) string {
 
 // messageKey reads and unwraps the key object of a message.
 func (s *Store) messageKey(ctx context.Context, m *index.MessageRow) (*crypto.MessageKey, error) {
-	b, err := s.readHint(ctx, m.KeyObject, m.KeyHint, crypto.KeyObjectSize)
+	b, err := s.readHint(ctx, m.KeyObject, m.KeyHint, crypto.KeyObjectSize, nil)
 	if b == nil && err == nil {
 		b, err = readSmall(ctx, s.objs, m.KeyObject, crypto.KeyObjectSize)
 	}
@@ -601,12 +601,12 @@ func (s *Store) messageKey(ctx context.Context, m *index.MessageRow) (*crypto.Me
 // It returns nil and no error when the caller must read the usual way:
 // no hint, or one that does not lead to the object (ErrStaleHint, or any
 // error of the read, which the usual way then reports or finds around).
-func (s *Store) readHint(ctx context.Context, key string, hint []byte, max int64) ([]byte, error) {
+func (s *Store) readHint(ctx context.Context, key string, hint []byte, max int64, alloc func(int) []byte) ([]byte, error) {
 	h, ok := s.objs.(objstore.Hinter)
 	if !ok || len(hint) == 0 {
 		return nil, nil
 	}
-	b, err := h.ReadHint(ctx, key, hint, max)
+	b, err := h.ReadHint(ctx, key, hint, max, alloc)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -204,8 +204,10 @@ type Hinter interface {
 	// PutUnsyncedHint is PutUnsynced, returning a hint to the object.
 	PutUnsyncedHint(ctx context.Context, key string, r io.Reader, size int64) (hint []byte, err error)
 	// ReadHint returns the whole object key from where hint says it lies,
-	// if it holds at most max bytes (ErrStaleHint otherwise).
-	ReadHint(ctx context.Context, key string, hint []byte, max int64) ([]byte, error)
+	// if it holds at most max bytes (ErrStaleHint otherwise). If alloc is
+	// not nil, what is read goes into a buffer alloc(n) returns (of at
+	// least n bytes), in which the returned data lies.
+	ReadHint(ctx context.Context, key string, hint []byte, max int64, alloc func(n int) []byte) ([]byte, error)
 	// Hint returns a hint to an object already stored (ErrNotExist if it
 	// is not), for an index rebuilt from the ledger.
 	Hint(ctx context.Context, key string) ([]byte, error)

@@ -197,9 +197,37 @@ func (r *Reader) Close() error {
 // Open opens an object of encryptedSize bytes read from src with mk's file
 // key. Only the age header and the seek table are read here.
 func Open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey) (*Reader, error) {
+	whole, wholeBuf, err := openSmall(src, encryptedSize, mk.FileKey[:])
+	return open(src, encryptedSize, mk, whole, wholeBuf, err)
+}
+
+// Buffer returns a buffer of n bytes to read an object into for
+// OpenBuffer, from the pool Readers return theirs to.
+func Buffer(n int) []byte { return getBuf(&smallPool, n) }
+
+// Release returns a buffer of Buffer's that was not handed to OpenBuffer
+// (nil is ignored).
+func Release(buf []byte) { putBuf(&smallPool, buf) }
+
+// OpenBuffer is Open for an object read into memory: obj, which lies in
+// buf, a buffer of Buffer's. The Reader owns buf from then on (Close
+// returns it to the pool): an object of one STREAM chunk is decrypted
+// where it lies, without the copy Open makes. Any other object is read
+// through age as Open does, and buf is left to the garbage collector.
+func OpenBuffer(buf, obj []byte, mk *crypto.MessageKey) (*Reader, error) {
+	whole, err := decryptSmall(obj, mk.FileKey[:])
+	if errors.Is(err, errNotSmall) {
+		buf = nil // obj, unchanged, is read by age, maybe after Open returns
+	}
+	return open(bytes.NewReader(obj), int64(len(obj)), mk, whole, buf, err)
+}
+
+// open is Open after openSmall's attempt: whole is the plaintext of a
+// single-chunk object, in wholeBuf (a buffer of smallPool, which the Reader
+// then owns), or err says why there is none.
+func open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey, whole, wholeBuf []byte, err error) (*Reader, error) {
 	var plain io.ReaderAt
 	var plainSize int64
-	whole, wholeBuf, err := openSmall(src, encryptedSize, mk.FileKey[:])
 	// Until the Reader owns it, wholeBuf goes back to the pool on failure.
 	owned := false
 	defer func() {

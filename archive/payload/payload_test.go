@@ -39,6 +39,18 @@ func TestRoundTripSizes(t *testing.T) {
 		if err != nil || !bytes.Equal(got, raw) {
 			t.Fatalf("n=%d: round trip differs (err %v)", n, err)
 		}
+		// OpenBuffer, which decrypts a one-chunk object in its buffer and
+		// reads any other through age, reads the same bytes.
+		buf := Buffer(len(obj) + 40)
+		copy(buf[40:], obj)
+		rb, err := OpenBuffer(buf, buf[40:40+len(obj)], mk)
+		if err != nil {
+			t.Fatalf("n=%d: OpenBuffer: %v", n, err)
+		}
+		if got, err := rb.Bytes(); err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("n=%d: OpenBuffer reads other bytes (err %v)", n, err)
+		}
+		rb.Close()
 		// Random ranges.
 		for k := 0; k < 50 && n > 0; k++ {
 			off := mrand.IntN(n)

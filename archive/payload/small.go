@@ -50,7 +50,10 @@ func openSmall(src io.ReaderAt, encryptedSize int64, fileKey []byte) (plain, buf
 		return nil, nil, errNotSmall
 	}
 	buf = getBuf(&smallPool, int(encryptedSize))
-	plain, err = decryptSmall(src, buf, fileKey)
+	if err := readAt(src, buf, 0); err != nil {
+		return nil, buf, err
+	}
+	plain, err = decryptSmall(buf, fileKey)
 	return plain, buf, err
 }
 
@@ -72,10 +75,12 @@ func payloadAEAD(fileKey, nonce []byte) (cipher.AEAD, error) {
 // counter, then 1.
 var lastChunk0 = [chacha20poly1305.NonceSize]byte{chacha20poly1305.NonceSize - 1: 1}
 
-// decryptSmall reads the object into buf (its size) and decrypts it there.
-func decryptSmall(src io.ReaderAt, buf, fileKey []byte) ([]byte, error) {
-	if err := readAt(src, buf, 0); err != nil {
-		return nil, err
+// decryptSmall decrypts the object buf in place. It returns errNotSmall,
+// with buf unchanged, for an object that is not a single chunk with the
+// cairn header.
+func decryptSmall(buf, fileKey []byte) ([]byte, error) {
+	if int64(len(buf)) > smallLimit || len(buf) < headerLen+nonceLen+chacha20poly1305.Overhead {
+		return nil, errNotSmall
 	}
 	if !bytes.HasPrefix(buf, []byte(cairnHeader+" ")) || buf[headerLen-1] != '\n' {
 		return nil, errNotSmall
@@ -92,14 +97,14 @@ func decryptSmall(src io.ReaderAt, buf, fileKey []byte) ([]byte, error) {
 		return nil, err
 	}
 	ct := buf[headerLen+nonceLen:]
-	plain, err := aead.Open(ct[:0], lastChunk0[:], ct, nil)
-	if err != nil {
-		return nil, errors.New("failed to decrypt and authenticate payload chunk")
-	}
-	if len(plain) == 0 {
+	if len(ct) == chacha20poly1305.Overhead {
 		// age writes an empty last chunk only for an empty payload, which
 		// a stored object never is; let age give its verdict.
 		return nil, errNotSmall
+	}
+	plain, err := aead.Open(ct[:0], lastChunk0[:], ct, nil)
+	if err != nil {
+		return nil, errors.New("failed to decrypt and authenticate payload chunk")
 	}
 	return plain, nil
 }

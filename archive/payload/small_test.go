@@ -31,6 +31,18 @@ func ageOpen(obj []byte, mk *crypto.MessageKey) ([]byte, error) {
 func checkAgainstAge(t testing.TB, obj []byte, mk *crypto.MessageKey) (took bool) {
 	t.Helper()
 	got, _, err := openSmall(bytes.NewReader(obj), int64(len(obj)), mk.FileKey[:])
+	// Decrypting in place (OpenBuffer's way) judges alike, and leaves an
+	// object it does not take as it was, for age to read.
+	cp := append([]byte(nil), obj...)
+	inPlace, ierr := decryptSmall(cp, mk.FileKey[:])
+	switch {
+	case errors.Is(ierr, errNotSmall) != errors.Is(err, errNotSmall), (ierr == nil) != (err == nil):
+		t.Fatalf("in place: %v, openSmall: %v (%d-byte object)", ierr, err, len(obj))
+	case errors.Is(ierr, errNotSmall) && !bytes.Equal(cp, obj):
+		t.Fatalf("decryptSmall changed a %d-byte object it does not take", len(obj))
+	case ierr == nil && !bytes.Equal(inPlace, got):
+		t.Fatalf("in place and openSmall differ on a %d-byte object", len(obj))
+	}
 	want, aerr := ageOpen(obj, mk)
 	switch {
 	case errors.Is(err, errNotSmall):

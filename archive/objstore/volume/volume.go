@@ -706,7 +706,7 @@ func parseHint(b []byte) (l loc, ok bool) {
 // key and CRC, no deletion flag, and the data's CRC (a deleted object's
 // data is punched to zeros, which fails it). Anything else is
 // objstore.ErrStaleHint (objstore.Hinter).
-func (s *Store) ReadHint(ctx context.Context, key string, hint []byte, max int64) ([]byte, error) {
+func (s *Store) ReadHint(ctx context.Context, key string, hint []byte, max int64, alloc func(n int) []byte) ([]byte, error) {
 	stale := func(why string) error {
 		return fmt.Errorf("objstore/volume: read %s: %w (%s)", key, objstore.ErrStaleHint, why)
 	}
@@ -730,7 +730,13 @@ func (s *Store) ReadHint(ctx context.Context, key string, hint []byte, max int64
 	if err != nil {
 		return nil, stale(err.Error())
 	}
-	rec := make([]byte, hlen+l.size+4)
+	n := int(hlen + l.size + 4)
+	var rec []byte
+	if alloc != nil {
+		rec = alloc(n)[:n]
+	} else {
+		rec = make([]byte, n)
+	}
 	if _, err := f.ReadAt(rec, l.off-hlen); err != nil {
 		return nil, stale(err.Error())
 	}

@@ -534,7 +534,7 @@ func TestReadHint(t *testing.T) {
 		hints[k] = h
 	}
 	read := func(s *Store, key string, hint []byte, max int64) ([]byte, error) {
-		return s.ReadHint(ctx, key, hint, max)
+		return s.ReadHint(ctx, key, hint, max, nil)
 	}
 	// An empty object is always looked up (deleting it changes no byte
 	// of its record).
