@@ -84,10 +84,7 @@ func TestFetchSetWithHoles(t *testing.T) {
 	}
 
 	f := newFixture(t, fixtureOpts{generated: 40})
-	r := f.raw()
-	r.login("auditor", f.password)
-	r.send("S EXAMINE INBOX\r\n")
-	r.until("S OK")
+	r := f.inbox()
 	uidRe := regexp.MustCompile(`(?m)^\* \d+ FETCH \(.*UID (\d+)`)
 	for _, c := range []struct{ set, items, want string }{
 		{"2,4:6,9,30:31", "RFC822.SIZE ENVELOPE", "2 4 5 6 9 30 31"},
@@ -123,10 +120,7 @@ func TestInternalDateWithAndWithoutBodies(t *testing.T) {
 		uids = append(uids, seq+1)
 	}
 	want := func(i int) string { return fmt.Sprintf(`INTERNALDATE "%02d-Mar-2024 12:00:00 +0000"`, 10+i) }
-	r := f.raw()
-	r.login("auditor", f.password)
-	r.send("S EXAMINE INBOX\r\n")
-	r.until("S OK")
+	r := f.inbox()
 	set := fmt.Sprintf("%d:%d", uids[0], uids[2])
 	for _, items := range []string{"INTERNALDATE", "BODY.PEEK[] INTERNALDATE", "RFC822.SIZE INTERNALDATE", "BODY.PEEK[]"} {
 		r.send(fmt.Sprintf("F UID FETCH %s (%s)\r\n", set, items))

@@ -46,10 +46,7 @@ func BenchmarkFetchMetadata(b *testing.B) {
 // counts bytes, so that the figure is the server's.
 func BenchmarkFetchBodiesRaw(b *testing.B) {
 	f := newFixture(b, fixtureOpts{generated: 2000})
-	r := f.raw()
-	r.login("auditor", f.password)
-	r.send("S EXAMINE INBOX\r\n")
-	r.until("S OK")
+	r := f.inbox()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r.send("F UID FETCH 1:* (BODY.PEEK[])\r\n")

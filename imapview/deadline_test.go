@@ -70,11 +70,8 @@ func TestWriteDeadlinesPerCommand(t *testing.T) {
 	f := newFixture(t, fixtureOpts{generated: 60, wrap: func(ln net.Listener) net.Listener {
 		return deadlineListener{ln, conns}
 	}})
-	r := f.raw()
+	r := f.inbox()
 	dc := <-conns
-	r.login("auditor", f.password)
-	r.send("S EXAMINE INBOX\r\n")
-	r.until("S OK")
 	sets0, _, _, _ := dc.state()
 	r.send("A UID FETCH 1:* (UID BODY.PEEK[])\r\n")
 	out := r.until("A ")

@@ -182,6 +182,16 @@ func (f *fixture) raw() *raw {
 	return r
 }
 
+// inbox is a raw connection of the auditor's with INBOX examined.
+func (f *fixture) inbox() *raw {
+	f.t.Helper()
+	r := f.raw()
+	r.login("auditor", f.password)
+	r.send("S EXAMINE INBOX\r\n")
+	r.until("S OK")
+	return r
+}
+
 func (r *raw) send(s string) {
 	r.t.Helper()
 	r.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))

@@ -77,10 +77,7 @@ func TestPipelinedFetchAudit(t *testing.T) {
 // continuation, after the last command.
 func TestPipelinedAnswersAllArrive(t *testing.T) {
 	f := newFixture(t, fixtureOpts{generated: 5})
-	r := f.raw()
-	r.login("auditor", f.password)
-	r.send("S EXAMINE INBOX\r\n")
-	r.until("S OK")
+	r := f.inbox()
 	// A and B whole, C cut short: A's and B's answers must arrive although
 	// bytes of C are buffered.
 	r.send("A UID FETCH 1:* (UID FLAGS)\r\nB NOOP\r\nC NO")

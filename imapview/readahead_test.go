@@ -164,10 +164,7 @@ func TestLocateInChunks(t *testing.T) {
 // when read without it, not after another folder was selected.
 func TestNextBatchRowsReadAhead(t *testing.T) {
 	f := newFixture(t, fixtureOpts{generated: 40})
-	r := f.raw()
-	r.login("auditor", f.password)
-	r.send("S EXAMINE INBOX\r\n")
-	r.until("S OK")
+	r := f.inbox()
 	fetch := func(tag string, lo, hi int, items string) string {
 		t.Helper()
 		r.send(fmt.Sprintf("%s UID FETCH %d:%d (%s)\r\n", tag, lo, hi, items))

@@ -18,10 +18,7 @@ func TestEnvelopeQuotedSpecials(t *testing.T) {
 		"Subject: say \"hi\" \\ then \\\"bye\\\"\r\nMessage-ID: <q\"1@example.com>\r\n" +
 		"Date: Tue, 3 Mar 2026 09:14:59 +0100\r\n\r\nbody\r\n")
 	seq := f.a.Add(t, raw, time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC), custA)
-	r := f.raw()
-	r.login("auditor", f.password)
-	r.send("S EXAMINE INBOX\r\n")
-	r.until("S OK")
+	r := f.inbox()
 	r.send(fmt.Sprintf("F UID FETCH %d (ENVELOPE)\r\n", seq+1))
 	got := r.until("F ")
 	for _, want := range []string{
@@ -72,10 +69,7 @@ func TestEnvelopeAloneAndWithParts(t *testing.T) {
 		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nfirst\r\n" +
 		"--b\r\nContent-Type: text/html\r\n\r\n<p>second</p>\r\n--b--\r\n")
 	seq := f.a.Add(t, raw, time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC), custA)
-	r := f.raw()
-	r.login("auditor", f.password)
-	r.send("S EXAMINE INBOX\r\n")
-	r.until("S OK")
+	r := f.inbox()
 	envelopeOf := func(items string) string {
 		r.send(fmt.Sprintf("F UID FETCH %d (%s)\r\n", seq+1, items))
 		got := r.until("F ")

@@ -285,7 +285,7 @@ func open(src io.ReaderAt, encryptedSize int64, mk *crypto.MessageKey, whole, wh
 		return nil, fmt.Errorf("%w: bad seek table header", ErrFormat)
 	}
 	r := &Reader{plain: plain, rawOff: make([]int64, n+1), compOff: make([]int64, n+1), cacheIdx: -1}
-	r.whole, r.wholeBuf = whole, wholeBuf // wholeBuf: pooled (openSmall's) only
+	r.whole, r.wholeBuf = whole, wholeBuf // wholeBuf: pooled (openSmall's or OpenBuffer's) or nil
 	for i := int64(0); i < n; i++ {
 		e := table[8+i*entrySize:]
 		c, d := int64(binary.LittleEndian.Uint32(e[0:4])), int64(binary.LittleEndian.Uint32(e[4:8]))
