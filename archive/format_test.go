@@ -105,7 +105,7 @@ func writeVectors(t *testing.T) {
 	v.Raw, v.RawSHA256 = b64(raw), hex.EncodeToString(sha[:])
 	mk := crypto.NewMessageKeySalt()
 	var obj bytes.Buffer
-	if err := payload.Seal(&obj, raw, mk); err != nil {
+	if err := payload.Seal(&obj, raw, mk, payload.Fast); err != nil {
 		t.Fatal(err)
 	}
 	osha := sha256.Sum256(obj.Bytes())

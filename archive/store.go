@@ -43,6 +43,8 @@ type Options struct {
 	LogID string
 	// MaxMessageSize refuses larger messages (ingest.ErrRefused). Default 50 MiB.
 	MaxMessageSize int64
+	// Compression of new message objects; default payload.Fast.
+	Compression payload.Compression
 	// CheckpointEvery and CheckpointInterval: a signed checkpoint is
 	// published after this many new entries or this much time with new
 	// entries, whichever comes first. Defaults 10,000 and 10 s.
@@ -454,7 +456,7 @@ func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelo
 	mk := crypto.NewMessageKeySalt()
 	var obj bytes.Buffer
 	obj.Grow(len(raw)/2 + 512)
-	if err := payload.Seal(&obj, raw, mk); err != nil {
+	if err := payload.Seal(&obj, raw, mk, s.opts.Compression); err != nil {
 		return fmt.Errorf("archive: seal: %w", err)
 	}
 	objSHA := sha256.Sum256(obj.Bytes())

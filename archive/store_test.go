@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/fs"
 	"github.com/cairn-archive/cairn/archive/objstore/volume"
+	"github.com/cairn-archive/cairn/archive/payload"
 	"github.com/cairn-archive/cairn/crypto"
 	"github.com/cairn-archive/cairn/crypto/cryptotest"
 	"github.com/cairn-archive/cairn/ingest"
@@ -31,6 +32,8 @@ type harness struct {
 	ring    *crypto.Keyring
 	signing *crypto.SigningKey
 	st      *Store
+	// compression of the next open
+	compression payload.Compression
 }
 
 func newHarness(t testing.TB) *harness {
@@ -60,6 +63,7 @@ func (h *harness) options() Options {
 		LogID:              "test",
 		CheckpointEvery:    1 << 40,
 		CheckpointInterval: time.Hour,
+		Compression:        h.compression,
 	}
 }
 
@@ -291,6 +295,50 @@ func TestNoPlaintextAtRest(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCompressionSetting: Options.Compression decides how new objects are
+// compressed (Compact's are smaller), and an archive that holds both kinds,
+// after the setting changed, reads and verifies whole.
+func TestCompressionSetting(t *testing.T) {
+	g := gen.New(7)
+	var msgs [][]byte
+	for range 40 {
+		msgs = append(msgs, g.Next(12000).Raw)
+	}
+	stored := map[payload.Compression]int64{}
+	for _, c := range []payload.Compression{payload.Fast, payload.Compact} {
+		h := newHarness(t)
+		h.compression = c
+		h.reopen()
+		var seqs []uint64
+		for _, m := range msgs[:30] {
+			seqs = append(seqs, h.archive(m, env("alice@example.com")).Seq)
+		}
+		rep := h.verify(true)
+		if !rep.OK() {
+			t.Fatalf("%v: verify: %v", c, rep.Problems)
+		}
+		stored[c] = rep.Bytes
+		// The setting changes; what is stored stays as it is.
+		h.compression = 1 - c
+		h.reopen()
+		for _, m := range msgs[30:] {
+			seqs = append(seqs, h.archive(m, env("alice@example.com")).Seq)
+		}
+		for i, seq := range seqs {
+			if !bytes.Equal(h.cat(seq), msgs[i]) {
+				t.Fatalf("%v then %v: message %d reads back other bytes", c, 1-c, i)
+			}
+		}
+		if rep := h.verify(true); !rep.OK() || rep.Messages != 40 {
+			t.Fatalf("%v then %v: verify: %d messages, %v", c, 1-c, rep.Messages, rep.Problems)
+		}
+	}
+	if stored[payload.Compact] >= stored[payload.Fast] {
+		t.Fatalf("compact objects %d bytes, fast %d: compact is not smaller", stored[payload.Compact], stored[payload.Fast])
+	}
+	t.Logf("30 messages: fast %d bytes, compact %d", stored[payload.Fast], stored[payload.Compact])
 }
 
 func TestOversizeRefused(t *testing.T) {

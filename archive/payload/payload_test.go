@@ -12,55 +12,138 @@ import (
 )
 
 func seal(t testing.TB, raw []byte) ([]byte, *crypto.MessageKey) {
+	return sealAs(t, raw, Fast)
+}
+
+func sealAs(t testing.TB, raw []byte, c Compression) ([]byte, *crypto.MessageKey) {
 	mk := crypto.NewMessageKeySalt()
 	var buf bytes.Buffer
-	if err := Seal(&buf, raw, mk); err != nil {
+	if err := Seal(&buf, raw, mk, c); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes(), mk
 }
 
 func TestRoundTripSizes(t *testing.T) {
-	for _, n := range []int{0, 1, 100, 70_000, 200_000, FrameSize - 1, FrameSize, FrameSize + 1, 3*FrameSize + 17} {
-		raw := make([]byte, n)
-		for i := range raw {
-			raw[i] = byte('a' + i%23)
-		}
-		rand.Read(raw[:n/3])
-		obj, mk := seal(t, raw)
-		r, err := Open(bytes.NewReader(obj), int64(len(obj)), mk)
-		if err != nil {
-			t.Fatalf("n=%d: %v", n, err)
-		}
-		if r.Size() != int64(n) {
-			t.Fatalf("n=%d: size %d", n, r.Size())
-		}
-		got, err := r.Bytes()
-		if err != nil || !bytes.Equal(got, raw) {
-			t.Fatalf("n=%d: round trip differs (err %v)", n, err)
-		}
-		// OpenBuffer, which decrypts a one-chunk object in its buffer and
-		// reads any other through age, reads the same bytes.
-		buf := Buffer(len(obj) + 40)
-		copy(buf[40:], obj)
-		rb, err := OpenBuffer(buf, buf[40:40+len(obj)], mk)
-		if err != nil {
-			t.Fatalf("n=%d: OpenBuffer: %v", n, err)
-		}
-		if got, err := rb.Bytes(); err != nil || !bytes.Equal(got, raw) {
-			t.Fatalf("n=%d: OpenBuffer reads other bytes (err %v)", n, err)
-		}
-		rb.Close()
-		// Random ranges.
-		for k := 0; k < 50 && n > 0; k++ {
-			off := mrand.IntN(n)
-			l := mrand.IntN(n - off + 1)
-			part, err := io.ReadAll(r.NewSectionReader(int64(off), int64(l)))
-			if err != nil || !bytes.Equal(part, raw[off:off+l]) {
-				t.Fatalf("n=%d range %d+%d differs (err %v)", n, off, l, err)
-			}
+	for _, c := range []Compression{Fast, Compact} {
+		for _, n := range []int{0, 1, 100, 70_000, 200_000, FrameSize - 1, FrameSize, FrameSize + 1, 3*FrameSize + 17} {
+			roundTrip(t, c, n)
 		}
 	}
+}
+
+func roundTrip(t *testing.T, c Compression, n int) {
+	t.Helper()
+	raw := make([]byte, n)
+	for i := range raw {
+		raw[i] = byte('a' + i%23)
+	}
+	rand.Read(raw[:n/3])
+	obj, mk := sealAs(t, raw, c)
+	r, err := Open(bytes.NewReader(obj), int64(len(obj)), mk)
+	if err != nil {
+		t.Fatalf("%v n=%d: %v", c, n, err)
+	}
+	if r.Size() != int64(n) {
+		t.Fatalf("%v n=%d: size %d", c, n, r.Size())
+	}
+	got, err := r.Bytes()
+	if err != nil || !bytes.Equal(got, raw) {
+		t.Fatalf("%v n=%d: round trip differs (err %v)", c, n, err)
+	}
+	// OpenBuffer, which decrypts a one-chunk object in its buffer and
+	// reads any other through age, reads the same bytes.
+	buf := Buffer(len(obj) + 40)
+	copy(buf[40:], obj)
+	rb, err := OpenBuffer(buf, buf[40:40+len(obj)], mk)
+	if err != nil {
+		t.Fatalf("%v n=%d: OpenBuffer: %v", c, n, err)
+	}
+	if got, err := rb.Bytes(); err != nil || !bytes.Equal(got, raw) {
+		t.Fatalf("%v n=%d: OpenBuffer reads other bytes (err %v)", c, n, err)
+	}
+	rb.Close()
+	// Random ranges.
+	for k := 0; k < 50 && n > 0; k++ {
+		off := mrand.IntN(n)
+		l := mrand.IntN(n - off + 1)
+		part, err := io.ReadAll(r.NewSectionReader(int64(off), int64(l)))
+		if err != nil || !bytes.Equal(part, raw[off:off+l]) {
+			t.Fatalf("%v n=%d range %d+%d differs (err %v)", c, n, off, l, err)
+		}
+	}
+}
+
+// TestCompressions: both settings give standard zstd that one reader opens;
+// Compact is smaller on mail text, Fast stores its literals raw (no
+// Huffman-coded literals section: block header type 0 or 1, RFC 8878 §3.1.1.3.1.1).
+func TestCompressions(t *testing.T) {
+	var raw []byte
+	for i := 0; len(raw) < 40<<10; i++ {
+		raw = fmt.Appendf(raw, "Received: from mx%d.example.net by archive; line %d of the quarterly figures, %x\r\n", i%7, i, i*7919)
+	}
+	sizes := map[Compression]int{}
+	for _, c := range []Compression{Fast, Compact} {
+		obj, mk := sealAs(t, raw, c)
+		r, err := Open(bytes.NewReader(obj), int64(len(obj)), mk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.Bytes(); err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("%v: round trip differs (err %v)", c, err)
+		}
+		sizes[c] = len(obj)
+		// The plaintext's first block: frame header, then the block's
+		// literals section header.
+		plain := r.whole
+		if plain == nil {
+			t.Fatalf("%v: a %d-byte object is not read whole", c, len(obj))
+		}
+		lit := literalsType(t, plain)
+		if c == Fast && lit > 1 {
+			t.Fatalf("fast: literals section type %d, want raw or RLE", lit)
+		}
+		if c == Compact && lit < 2 {
+			t.Fatalf("compact: literals section type %d, want Huffman-coded", lit)
+		}
+	}
+	if sizes[Compact] >= sizes[Fast] {
+		t.Fatalf("compact %d bytes, fast %d: compact is not smaller", sizes[Compact], sizes[Fast])
+	}
+	for s, want := range map[string]Compression{"": Fast, "fast": Fast, "compact": Compact} {
+		if c, err := ParseCompression(s); err != nil || c != want {
+			t.Fatalf("ParseCompression(%q) = %v, %v", s, c, err)
+		}
+	}
+	if _, err := ParseCompression("zip"); err == nil {
+		t.Fatal("ParseCompression(zip) accepted")
+	}
+}
+
+// literalsType is Literals_Block_Type of the first compressed block of the
+// zstd frame at the start of plain (RFC 8878 §3.1.1).
+func literalsType(t *testing.T, plain []byte) int {
+	t.Helper()
+	if len(plain) < 6 || plain[0] != 0x28 || plain[1] != 0xb5 || plain[2] != 0x2f || plain[3] != 0xfd {
+		t.Fatal("plaintext does not start with a zstd frame")
+	}
+	fhd := plain[4]
+	pos := 5
+	single := fhd>>5&1 == 1
+	if !single {
+		pos++ // window descriptor
+	}
+	pos += []int{0, 1, 2, 4}[fhd&3] // dictionary ID
+	fcs := []int{0, 2, 4, 8}[fhd>>6]
+	if fcs == 0 && single {
+		fcs = 1
+	}
+	pos += fcs
+	bh := int(plain[pos]) | int(plain[pos+1])<<8 | int(plain[pos+2])<<16
+	if bt := bh >> 1 & 3; bt != 2 {
+		t.Fatalf("first block type %d, want compressed (2)", bt)
+	}
+	return int(plain[pos+3] & 3)
 }
 
 func TestNoPlaintextAndWrongKey(t *testing.T) {
@@ -126,7 +209,7 @@ func BenchmarkSeal10K(b *testing.B) {
 	for b.Loop() {
 		buf.Reset()
 		mk := crypto.NewMessageKeySalt()
-		if err := Seal(&buf, raw, mk); err != nil {
+		if err := Seal(&buf, raw, mk, Fast); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -152,7 +152,7 @@ func FuzzOpenSmall(f *testing.F) {
 		mk.FileKey[i] = byte(i)
 	}
 	var buf bytes.Buffer
-	if err := Seal(&buf, raw, &mk); err != nil {
+	if err := Seal(&buf, raw, &mk, Fast); err != nil {
 		f.Fatal(err)
 	}
 	obj := buf.Bytes()

@@ -13,6 +13,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-archive/cairn/archive/payload"
 )
 
 //go:embed example.yaml
@@ -91,6 +93,13 @@ type LedgerConfig struct {
 // IngestConfig holds limits shared by every source.
 type IngestConfig struct {
 	MaxMessageSize ByteSize `mapstructure:"max_message_size"`
+	Compression    string   `mapstructure:"compression"`
+}
+
+// compression is ingest.compression (checked by Validate).
+func (c *Config) compression() payload.Compression {
+	p, _ := payload.ParseCompression(c.Ingest.Compression)
+	return p
 }
 
 // ByteSize is a size in bytes written as "50MiB", "10KiB", "512" or "1GB".
@@ -264,6 +273,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.MaxMessageSize < 1024 {
 		return fmt.Errorf("config: ingest.max_message_size %d is too small", c.Ingest.MaxMessageSize)
+	}
+	if _, err := payload.ParseCompression(c.Ingest.Compression); err != nil {
+		return fmt.Errorf("config: ingest.compression %q: want fast or compact", c.Ingest.Compression)
 	}
 	if err := c.Audit.Validate(); err != nil {
 		return err

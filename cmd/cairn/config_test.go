@@ -2,12 +2,15 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-archive/cairn/archive/payload"
 )
 
 // Every option in Config appears in example.yaml (with its comment), and
@@ -120,4 +123,39 @@ func loadConfigFrom(t *testing.T, data []byte) (*Config, error) {
 		t.Fatal(err)
 	}
 	return loadConfig(p)
+}
+
+// TestIngestCompression: ingest.compression reaches the archive's options,
+// and a value other than fast or compact is refused by name.
+func TestIngestCompression(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		yaml string
+		want payload.Compression
+		fail string
+	}{
+		{"", payload.Fast, ""},
+		{"ingest:\n  compression: fast\n", payload.Fast, ""},
+		{"ingest:\n  compression: compact\n", payload.Compact, ""},
+		{"ingest:\n  compression: zip\n", 0, `ingest.compression "zip"`},
+	} {
+		f := filepath.Join(dir, "cairn.yaml")
+		if err := os.WriteFile(f, []byte("data_dir: "+dir+"\n"+c.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(f)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		switch {
+		case c.fail != "":
+			if err == nil || !strings.Contains(err.Error(), c.fail) {
+				t.Errorf("%q: %v, want %q", c.yaml, err, c.fail)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", c.yaml, err)
+		case cfg.compression() != c.want:
+			t.Errorf("%q: compression %v, want %v", c.yaml, cfg.compression(), c.want)
+		}
+	}
 }

@@ -180,6 +180,7 @@ func openArchiveWith(ctx context.Context, cfg *Config, objs objstore.Store, k *k
 		Signing:            k.signing,
 		LogID:              logID(k.signing.Origin()),
 		MaxMessageSize:     int64(cfg.Ingest.MaxMessageSize),
+		Compression:        cfg.compression(),
 		CheckpointEvery:    cfg.Ledger.CheckpointEvery,
 		CheckpointInterval: cfg.Ledger.CheckpointInterval,
 		ReadOnly:           mode == readOnly,
