@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -486,4 +487,49 @@ func TestSinkConfigValidate(t *testing.T) {
 		t.Errorf("Open without QueryKey: %v", err)
 	}
 	_ = errors.New
+}
+
+// TestCursorSavesRateLimited: events that come one at a time, each
+// delivered before the next (an IMAP client fetching message by message),
+// cost a cursor commit at most every cursorSaveEvery, not one each; and
+// the durable cursor still reaches the last event within about that time.
+func TestCursorSavesRateLimited(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	s, err := NewFileSink(FileConfig{Name: "file", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *Options) { o.Sinks = []Sink{s}; o.Delivery = fastDelivery })
+	p := e.log.pumps[0]
+	start := time.Now()
+	const n = 40
+	for i := range n {
+		seq, err := e.log.Record(context.Background(), sampleEvent(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitCursor(t, e.log, "file", seq, 5*time.Second) // delivered: the pump is idle again
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	saves := p.saves.Load()
+	if limit := uint64(elapsed/cursorSaveEvery) + 2; saves > limit {
+		t.Fatalf("%d cursor commits for %d events delivered one by one in %v; at most %d expected", saves, n, elapsed, limit)
+	}
+	// The last one becomes durable once cursorSaveEvery has passed.
+	deadline := time.Now().Add(cursorSaveEvery + time.Second)
+	for {
+		var durable int64
+		if err := e.log.wdb.QueryRow(`SELECT seq FROM cursors WHERE sink = 'file'`).Scan(&durable); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if Seq(durable) == e.log.Head() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("durable cursor %d, head %d, %v after the last delivery", durable, e.log.Head(), cursorSaveEvery+time.Second)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d events one by one in %v: %d cursor commits", n, elapsed.Round(time.Millisecond), saves)
 }
