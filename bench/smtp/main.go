@@ -72,7 +72,7 @@ func main() {
 		"-f", "a@example.com", "-t", "b@example.com"}
 	fmt.Fprintf(os.Stderr, "load: %s ADDR\n", strings.Join(source, " "))
 
-	var sinkRates, cairnRates, cairnCPU, sourceCPUSink, sourceCPUCairn, cpuShare []float64
+	var sinkRates, cairnRates, cairnCPU, sourceCPUSink, sourceCPUCairn, cpuShare, acks, written []float64
 	for r := 0; r < *runs; r++ {
 		// smtp-sink first: it is the ceiling of any receiver here.
 		rate, srcCPU := sinkRun(source)
@@ -88,8 +88,10 @@ func main() {
 		cairnCPU = append(cairnCPU, res.serveCPUPerMsg)
 		sourceCPUCairn = append(sourceCPUCairn, res.sourceCPUPerMsg)
 		cpuShare = append(cpuShare, res.busy)
-		fmt.Fprintf(os.Stderr, "run %d: smtp-sink %.0f msgs/s; cairn serve %.0f msgs/s (%.2fx), %.0f µs of serve CPU per message, machine %.0f%% busy\n",
-			r+1, rate, res.rate, res.rate/rate, res.serveCPUPerMsg, 100*res.busy)
+		fmt.Fprintf(os.Stderr, "run %d: smtp-sink %.0f msgs/s; cairn serve %.0f msgs/s (%.2fx), %.0f µs of serve CPU per message, machine %.0f%% busy (%.0f%% counting the kernel's threads); end of DATA to 250 %s; %.1f KB written per message\n",
+			r+1, rate, res.rate, res.rate/rate, res.serveCPUPerMsg, 100*res.busy, 100*res.machineBusy, res.toAck, res.writtenPerMsg/1e3)
+		acks = append(acks, res.toAck.mean)
+		written = append(written, res.writtenPerMsg)
 	}
 
 	sink, cairn := med(sinkRates), med(cairnRates)
@@ -99,6 +101,7 @@ func main() {
 	fmt.Printf("| **cairn serve, fs store, durable** | **%.0f** | %.1f | %.0f µs | %.0f µs |\n", cairn, cairn*float64(*size)/1e6, med(cairnCPU), med(sourceCPUCairn))
 	fmt.Printf("\nRatio cairn / smtp-sink: **%.2f** (goal: at least 0.50). During the cairn runs the machine's CPUs were %.0f%% busy (serve + smtp-source).\n",
 		cairn/sink, 100*med(cpuShare))
+	fmt.Printf("Cairn's end of DATA to 250: %.2f ms on average; serve wrote %.1f KB to disk per message (medians of the runs).\n", med(acks)/1e3, med(written)/1e3)
 	if *cpuprofile != "" {
 		fmt.Printf("CPU profile of cairn serve (run 1): %s\n", *cpuprofile)
 	}
@@ -374,6 +377,9 @@ type cairnResult struct {
 	serveCPUPerMsg  float64 // µs
 	sourceCPUPerMsg float64 // µs
 	busy            float64 // (serve + smtp-source CPU) / (wall × CPUs)
+	machineBusy     float64 // the whole machine's, kernel threads included (/proc/stat)
+	writtenPerMsg   float64 // bytes serve had written to disk (/proc/PID/io), per message
+	toAck           ackStats
 }
 
 func cairnRun(bin, work string, run int, source []string, n int, in *instrument) cairnResult {
@@ -404,9 +410,10 @@ func cairnRun(bin, work string, run int, source []string, n int, in *instrument)
 	defer p.kill()
 	waitLog(filepath.Join(d, "serve.log"), `msg="smtp listening"`, p)
 
-	cpu0 := procCPU(serve.Process.Pid)
+	cpu0, io0, m0 := procCPU(serve.Process.Pid), procWritten(serve.Process.Pid), machineCPU()
 	wall, srcCPU := runSource(source, addr)
-	serveCPU := procCPU(serve.Process.Pid) - cpu0
+	serveCPU, written := procCPU(serve.Process.Pid)-cpu0, procWritten(serve.Process.Pid)-io0
+	machine := machineCPU().busySince(m0)
 	if in != nil {
 		serve.Process.Signal(syscall.SIGUSR1)
 		for i := 0; i < 200; i++ {
@@ -445,6 +452,9 @@ func cairnRun(bin, work string, run int, source []string, n int, in *instrument)
 		fail(fmt.Errorf("cairn serve logged %d archived messages, smtp-source sent %d", got, n))
 	}
 	return cairnResult{
+		toAck:           ackTimes(logb),
+		writtenPerMsg:   float64(written) / float64(n),
+		machineBusy:     machine,
 		rate:            float64(n) / wall.Seconds(),
 		serveCPUPerMsg:  float64(serveCPU.Microseconds()) / float64(n),
 		sourceCPUPerMsg: float64(srcCPU.Microseconds()) / float64(n),
@@ -487,6 +497,85 @@ func procCPU(pid int) time.Duration {
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	const hz = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / hz
+}
+
+// procWritten is the bytes process pid caused to be written to storage
+// (write_bytes of /proc/PID/io): the message objects, and every page the
+// SQLite databases wrote to their WALs and, at checkpoints, to themselves.
+func procWritten(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	check(err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	fail(fmt.Errorf("/proc/%d/io has no write_bytes", pid))
+	return 0
+}
+
+// cpuTimes is the machine's CPU time from /proc/stat, in USER_HZ ticks.
+type cpuTimes struct{ busy, total int64 }
+
+func machineCPU() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	check(err)
+	line, _, _ := strings.Cut(string(b), "\n")
+	var t cpuTimes
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		t.total += v
+		if i != 3 && i != 4 { // idle, iowait
+			t.busy += v
+		}
+	}
+	return t
+}
+
+// busySince is the share of the machine's CPU time that was busy since t0:
+// serve and smtp-source, and also the kernel's threads (writeback, the
+// ext4 journal, softirqs) that no process is charged for.
+func (t cpuTimes) busySince(t0 cpuTimes) float64 {
+	if t.total == t0.total {
+		return 0
+	}
+	return float64(t.busy-t0.busy) / float64(t.total-t0.total)
+}
+
+// ackStats is the distribution of serve's per-message "latency" (from the
+// end of DATA to the 250, through the group commit), in µs.
+type ackStats struct{ mean, p50, p90, p99 float64 }
+
+func (a ackStats) String() string {
+	return fmt.Sprintf("mean %.2f ms (p50 %.2f, p90 %.2f, p99 %.2f)", a.mean/1e3, a.p50/1e3, a.p90/1e3, a.p99/1e3)
+}
+
+func ackTimes(log []byte) ackStats {
+	var us []float64
+	for _, l := range strings.Split(string(log), "\n") {
+		if !strings.Contains(l, `msg="smtp: archived"`) {
+			continue
+		}
+		_, v, ok := strings.Cut(l, " latency=")
+		if !ok {
+			continue
+		}
+		v, _, _ = strings.Cut(v, " ")
+		if d, err := time.ParseDuration(v); err == nil {
+			us = append(us, float64(d.Nanoseconds())/1e3)
+		}
+	}
+	if len(us) == 0 {
+		return ackStats{}
+	}
+	slices.Sort(us)
+	var sum float64
+	for _, v := range us {
+		sum += v
+	}
+	q := func(p float64) float64 { return us[min(len(us)-1, int(p*float64(len(us))))] }
+	return ackStats{mean: sum / float64(len(us)), p50: q(0.5), p90: q(0.9), p99: q(0.99)}
 }
 
 func messages(source []string) int {
