@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
+	"github.com/cairn-archive/cairn/archive/objstore/volume"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
 
@@ -361,14 +363,16 @@ func objectOffset(t *testing.T, data string, seq int) (string, int64) {
 		}
 		return p, st.Size() - 5
 	}
-	m, err := sql.Open("sqlite3", filepath.Join(objects, "map.db")+"?mode=ro")
+	// Through the volume store, as another process finds an object (its
+	// map row may still be on its way).
+	vs, err := volume.Open(objects)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	var vol, off, size int64
-	if err := m.QueryRow(`SELECT vol, off, size FROM objects WHERE key = ?`, key).Scan(&vol, &off, &size); err != nil {
+	defer vs.Close()
+	path, off, size, err := vs.Locate(context.Background(), key)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(objects, "volumes", fmt.Sprintf("%08d.vol", vol)), off + size - 5
+	return path, off + size - 5
 }

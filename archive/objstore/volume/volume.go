@@ -13,6 +13,8 @@
 //	volumes/00000001.vol ...  append-only record logs, rotated at MaxVolume
 //	map.db                    SQLite: key -> (volume, offset, size); a cache,
 //	                          rebuilt from the volumes' records if lost
+//	durable                   where the flushed records end (volume, offset),
+//	                          for other processes: see below
 //	lock                      flock(2) of the one process that writes
 //
 // A record is
@@ -26,12 +28,22 @@
 //
 // Invariants: records are appended by one writer at a time, in order, so a
 // flush (fdatasync) makes every record before it durable. A Put returns nil
-// only after its record and every earlier one are flushed and its map row is
-// visible to other processes. On Open, the records after the map's last
-// known position are checked (header and data CRC) and the log is cut at the
-// first damaged one: that one and everything after it were never flushed, so
-// never acknowledged. A second process opening the folder while a writer
-// holds the lock gets a read-only store that sees every flushed object.
+// only after its record and every earlier one are flushed and the position
+// they end at is published in the durable file. On Open, the records after
+// the map's last known position are checked (header and data CRC) and the
+// log is cut at the first damaged one: that one and everything after it were
+// never flushed, so never acknowledged. A second process opening the folder
+// while a writer holds the lock gets a read-only store that sees every
+// flushed object: what map.db does not list yet, it finds by reading the
+// records between the map's marks and the published position.
+//
+// The map's rows are written behind the flushes, not by them (writeMap): a
+// map transaction per group commit wrote about 15 KB of WAL pages for two
+// rows a message (their keys are keyed hashes, so each lands on its own
+// leaf), and took a third of a commit's time. Until its row is written, an
+// object is found through the writer's pending rows, or, in another
+// process, by reading the published tail; after a crash, Open rebuilds the
+// missing rows from the records past the map's marks, as it always did.
 package volume
 
 import (
@@ -105,6 +117,22 @@ type Store struct {
 
 	syncMu sync.Mutex // flushes and deletions, one at a time
 
+	// durable is, per volume, where the flushed records end (under mu);
+	// mark is the durable file, where the last of them is published.
+	durable map[uint32]int64
+	mark    *os.File
+	// mapMu serializes map writes (writeMap); the loop that writes the
+	// map behind the flushes is kicked by mapKick and stopped by mapStop.
+	mapMu            sync.Mutex
+	mapKick, mapStop chan struct{}
+	mapDone          chan struct{}
+
+	// A read-only store's view of the records past the map's marks, up to
+	// the published position (see tail.go).
+	tailMu  sync.Mutex
+	tail    map[string]loc
+	tailPos map[uint32]int64
+
 	rmu   sync.Mutex
 	reads map[uint32]*os.File // read handles
 
@@ -141,7 +169,8 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(root, "volumes"), 0o750); err != nil {
 		return nil, fmt.Errorf("objstore/volume: open %s: %w", dir, err)
 	}
-	s := &Store{dir: root, pending: make(map[string]loc), dirty: make(map[uint32]int64), reads: make(map[uint32]*os.File)}
+	s := &Store{dir: root, pending: make(map[string]loc), dirty: make(map[uint32]int64), durable: make(map[uint32]int64),
+		reads: make(map[uint32]*os.File)}
 	lock, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("objstore/volume: open %s: %w", dir, err)
@@ -198,6 +227,8 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	s.loadKnown()
+	s.mapKick, s.mapStop, s.mapDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go s.mapLoop(mapEvery)
 	return s, nil
 }
 
@@ -233,11 +264,21 @@ func (s *Store) Close() error {
 		s.stopLoad()
 		<-s.loadedKeys
 	}
+	var err error
+	if s.mapStop != nil {
+		close(s.mapStop)
+		<-s.mapDone
+		s.mapStop = nil
+		// Flushed and mapped: the next Open has no tail to read.
+		if err = s.Sync(context.Background()); err == nil {
+			err = s.writeMap(context.Background())
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var err error
-	if s.active != nil && !s.readOnly && len(s.dirty) > 0 {
-		err = s.active.Sync()
+	if s.mark != nil {
+		s.mark.Close()
+		s.mark = nil
 	}
 	if s.active != nil {
 		s.active.Close()
@@ -462,7 +503,18 @@ func (s *Store) recover() error {
 		return fmt.Errorf("objstore/volume: recover: %w", err)
 	}
 	s.active, s.actID, s.actEnd = f, last, ends[last]
-	return objstore.SyncDir(filepath.Join(s.dir, "volumes"))
+	for id, end := range ends {
+		s.durable[id] = end
+	}
+	if err := objstore.SyncDir(filepath.Join(s.dir, "volumes")); err != nil {
+		return err
+	}
+	// Before any new record: a mark left by the previous writer may lie
+	// past the cut, where new records will not be flushed yet.
+	if s.mark, err = os.OpenFile(filepath.Join(s.dir, "durable"), os.O_RDWR|os.O_CREATE, 0o640); err != nil {
+		return fmt.Errorf("objstore/volume: recover: %w", err)
+	}
+	return publishMark(s.mark, last, ends[last])
 }
 
 // readHeader parses the record at off. hlen is the header plus the key.
@@ -544,6 +596,12 @@ func (s *Store) lookup(ctx context.Context, key string) (loc, error) {
 	// without ctx, as the driver's watch of a cancellable context (set up
 	// and torn down for every query) cost more than the lookup itself.
 	err := s.qLookup.QueryRowContext(context.Background(), key).Scan(&l.vol, &l.off, &l.size, &l.mtime)
+	if errors.Is(err, sql.ErrNoRows) && s.readOnly {
+		// Flushed by the writer and not yet in its map?
+		if l, ok, err := s.tailLookup(key); err != nil || ok {
+			return l, err
+		}
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, fmt.Errorf("%w: %s", objstore.ErrNotExist, key)
 	}
@@ -924,8 +982,8 @@ func (s *Store) rotate() error {
 	return objstore.SyncDir(filepath.Join(s.dir, "volumes"))
 }
 
-// Sync flushes every record appended so far and makes their map rows
-// visible to other processes (objstore.Batcher).
+// Sync flushes every record appended so far and publishes their end, which
+// makes them visible to other processes (objstore.Batcher).
 func (s *Store) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -942,12 +1000,8 @@ func (s *Store) flushLocked(ctx context.Context) error {
 	s.mu.Lock()
 	dirty := s.dirty
 	s.dirty = make(map[uint32]int64)
-	rows := make(map[string]loc, len(s.pending))
-	for k, l := range s.pending {
-		rows[k] = l
-	}
 	s.mu.Unlock()
-	if len(dirty) == 0 && len(rows) == 0 {
+	if len(dirty) == 0 {
 		return nil
 	}
 	restore := func() {
@@ -977,40 +1031,38 @@ func (s *Store) flushLocked(ctx context.Context) error {
 			return fmt.Errorf("objstore/volume: flush %s: %w", volName(v), err)
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		restore()
-		return err
-	}
-	defer tx.Rollback()
-	st := tx.StmtContext(ctx, s.qInsert)
-	for k, l := range rows {
-		if _, err := st.Exec(k, l.vol, l.off, l.size, l.mtime); err != nil {
-			st.Close()
-			restore()
-			return err
-		}
-	}
-	st.Close()
-	sst := tx.StmtContext(ctx, s.qScanned)
-	defer sst.Close()
-	for v, e := range dirty {
-		if _, err := sst.Exec(v, e); err != nil {
-			restore()
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		restore()
-		return err
-	}
 	s.mu.Lock()
-	for k, l := range rows {
-		if cur, ok := s.pending[k]; ok && cur == l {
-			delete(s.pending, k)
+	newest, end := uint32(0), int64(0)
+	for v, e := range dirty {
+		if e > s.durable[v] {
+			s.durable[v] = e
+		}
+		if v >= newest {
+			newest, end = v, s.durable[v]
 		}
 	}
+	backlog := len(s.pending)
 	s.mu.Unlock()
+	if err := publishMark(s.mark, newest, end); err != nil {
+		// The records are durable, but another process cannot see them
+		// until the mark moves: fail as a flush does, and publish again
+		// at the next one.
+		restore()
+		return fmt.Errorf("objstore/volume: publish the flushed end: %w", err)
+	}
+	switch {
+	case backlog >= maxPending:
+		// The map has fallen far behind (its writes fail, or cannot keep
+		// up): catch up here, and let a persistent failure surface.
+		if err := s.writeMap(ctx); err != nil {
+			return err
+		}
+	case backlog >= mapBatch:
+		select {
+		case s.mapKick <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -1128,9 +1180,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	}
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
-	// Flush first: the record being zeroed must lie before the map's mark,
-	// where Open does not check data CRCs (a zeroed record fails its own).
+	// Flush and map first: the record being zeroed must lie before the
+	// map's mark, where Open does not check data CRCs (a zeroed record
+	// fails its own), and its row must be in the map for step 2 to remove.
 	if err := s.flushLocked(ctx); err != nil {
+		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
+	}
+	if err := s.writeMap(ctx); err != nil {
 		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
 	}
 	l, err := s.lookup(ctx, key)
@@ -1155,6 +1211,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	s.dirty[s.actID] = s.actEnd
 	s.mu.Unlock()
 	if err := s.flushLocked(ctx); err != nil {
+		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
+	}
+	if err := s.writeMap(ctx); err != nil {
 		return fmt.Errorf("objstore/volume: delete %s: %w", key, err)
 	}
 	// 2.
@@ -1257,7 +1316,8 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(objstore.Info) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// This process's unflushed records, merged with map.db in key order.
+	// The records not in map.db yet (this process's, or in a read-only
+	// store the writer's flushed tail), merged with map.db in key order.
 	s.mu.Lock()
 	var extra []objstore.Info
 	for k, l := range s.pending {
@@ -1266,6 +1326,13 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(objstore.Info) 
 		}
 	}
 	s.mu.Unlock()
+	if s.readOnly {
+		tail, err := s.tailList(prefix)
+		if err != nil {
+			return fmt.Errorf("objstore/volume: list %s: %w", prefix, err)
+		}
+		extra = append(extra, tail...)
+	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].Key < extra[j].Key })
 	// Page through map.db without holding a read transaction open while fn
 	// runs (fn may write to the store), merging this process's records.

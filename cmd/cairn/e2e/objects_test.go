@@ -3,48 +3,45 @@
 package e2e
 
 import (
-	"database/sql"
-	"fmt"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-archive/cairn/archive/objstore"
+	"github.com/cairn-archive/cairn/archive/objstore/volume"
 )
 
 // eachObject calls fn with every object of a local store, in either layout
-// (volume files with map.db, the default; or one file per object).
+// (volume files, the default; or one file per object). Volumes are read
+// through the volume store, as another process reads them while serve
+// writes: map.db's rows come shortly after each flush, and the store also
+// finds the flushed objects not in the map yet.
 func eachObject(t *testing.T, objects string, fn func(key string, data []byte)) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(objects, "map.db")); err == nil {
-		m, err := sql.Open("sqlite3", filepath.Join(objects, "map.db")+"?mode=ro")
+	if _, err := os.Stat(filepath.Join(objects, "volumes")); err == nil {
+		s, err := volume.Open(objects)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer m.Close()
-		rows, err := m.Query(`SELECT key, vol, off, size FROM objects ORDER BY key`)
-		if err != nil {
+		defer s.Close()
+		ctx := context.Background()
+		var keys []string
+		if err := s.List(ctx, "", func(i objstore.Info) error {
+			keys = append(keys, i.Key)
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
-		vols := map[int64]*os.File{}
-		defer func() {
-			for _, f := range vols {
-				f.Close()
+		for _, key := range keys {
+			rc, err := s.Get(ctx, key)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}()
-		for rows.Next() {
-			var key string
-			var vol, off, size int64
-			rows.Scan(&key, &vol, &off, &size)
-			f := vols[vol]
-			if f == nil {
-				if f, err = os.Open(filepath.Join(objects, "volumes", fmt.Sprintf("%08d.vol", vol))); err != nil {
-					t.Fatal(err)
-				}
-				vols[vol] = f
-			}
-			b, err := io.ReadAll(io.NewSectionReader(f, off, size))
+			b, err := io.ReadAll(rc)
+			rc.Close()
 			if err != nil {
 				t.Fatal(err)
 			}
