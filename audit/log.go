@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/cairn-archive/cairn/archive/objstore"
+	"github.com/cairn-archive/cairn/internal/sqlitefile"
 )
 
 // Recorder records audit events. The IMAP view, retention, export and the
@@ -272,7 +273,7 @@ func dsn(path string, ro bool) string {
 	} else {
 		q.Set("_txlock", "immediate")
 	}
-	return "file:" + path + "?" + q.Encode()
+	return sqlitefile.URI(path, q.Encode())
 }
 
 // Open opens (or creates) the audit chain described by opts, checks that

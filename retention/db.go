@@ -13,6 +13,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // SQLite driver (cgo)
+
+	"github.com/cairn-archive/cairn/internal/sqlitefile"
 )
 
 // retention.db holds the state this package owns: holds (with whether their
@@ -137,7 +139,7 @@ func sqlOpen(path string, queryOnly bool) (*sql.DB, error) {
 		q.Set("_txlock", "deferred")
 		q.Set("_query_only", "1")
 	}
-	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite3", sqlitefile.URI(path, q.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("retention: open %s: %w", path, err)
 	}

@@ -35,6 +35,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/internal/bloom"
 	"github.com/cairn-archive/cairn/archive/ledger"
+	"github.com/cairn-archive/cairn/internal/sqlitefile"
 )
 
 // ErrNotFound is returned (wrapped) when a row does not exist.
@@ -203,8 +204,8 @@ func Open(path string, macKey []byte) (*Index, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=NORMAL&_secure_delete=on&_busy_timeout=" +
-		strconv.FormatInt(dsnBusyTimeout.Milliseconds(), 10) + "&_txlock=immediate&_foreign_keys=off&cache=private"
+	dsn := sqlitefile.URI(path, "_journal_mode=WAL&_synchronous=NORMAL&_secure_delete=on&_busy_timeout="+
+		strconv.FormatInt(dsnBusyTimeout.Milliseconds(), 10)+"&_txlock=immediate&_foreign_keys=off&cache=private")
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/cairn-archive/cairn/archive/message"
+	"github.com/cairn-archive/cairn/internal/sqlitefile"
 )
 
 // OpenReader opens the index database at indexPath read-only (query_only,
@@ -26,9 +27,9 @@ func OpenReader(indexPath, accessPath string, maxConns int) (*sql.DB, error) {
 	q.Set("_txlock", "deferred")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_query_only", "1")
-	c := &connector{dsn: "file:" + indexPath + "?" + q.Encode()}
+	c := &connector{dsn: sqlitefile.URI(indexPath, q.Encode())}
 	if accessPath != "" {
-		c.attach = "file:" + accessPath + "?mode=ro"
+		c.attach = sqlitefile.URI(accessPath, "mode=ro")
 	}
 	db := sql.OpenDB(c)
 	if maxConns <= 0 {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the state database
+
+	"github.com/cairn-archive/cairn/internal/sqlitefile"
 )
 
 // The state database (<data_dir>/harvest.db) holds, per source and folder,
@@ -112,7 +114,7 @@ func OpenState(path string, readOnly bool) (*State, error) {
 		q.Set("_synchronous", "NORMAL")
 		q.Set("_txlock", "immediate")
 	}
-	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite3", sqlitefile.URI(path, q.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("harvest: state %s: %w", path, err)
 	}

@@ -69,6 +69,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/internal/bloom"
 	"github.com/cairn-archive/cairn/archive/objstore"
+	"github.com/cairn-archive/cairn/internal/sqlitefile"
 )
 
 // MaxVolume is the size at which a volume is closed and the next begun.
@@ -181,7 +182,7 @@ func Open(dir string) (*Store, error) {
 	} else {
 		s.lock = lock
 	}
-	dsn := "file:" + filepath.Join(root, "map.db") + "?_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_cache_size=" + strconv.Itoa(-mapCacheKiB)
+	dsn := sqlitefile.URI(filepath.Join(root, "map.db"), "_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate&_cache_size="+strconv.Itoa(-mapCacheKiB))
 	if s.db, err = sql.Open("sqlite3", dsn); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("objstore/volume: open %s: %w", dir, err)
