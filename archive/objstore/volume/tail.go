@@ -133,7 +133,9 @@ const maxTail = 1 << 16
 
 // readTail brings a read-only store's view of the writer's flushed tail up
 // to the published mark: the records past the map's marks, headers only
-// (everything before the mark is flushed whole). Called with tailMu held.
+// (everything before the mark is flushed whole). A record that is not
+// whole there is damage: it is kept in tailErr for the lookups the view
+// cannot answer. Called with tailMu held.
 func (s *Store) readTail() error {
 	vol, end, ok, err := readMark(s.dir)
 	if err != nil || !ok {
@@ -164,6 +166,8 @@ func (s *Store) readTail() error {
 	if err != nil {
 		return err
 	}
+	var damage error
+	defer func() { s.tailErr = damage }()
 	for _, id := range ids {
 		if id > vol {
 			break
@@ -184,11 +188,12 @@ func (s *Store) readTail() error {
 		for off < limit {
 			key, flags, dlen, mtime, hlen, ok := readHeader(f, off, limit)
 			if !ok {
-				// Before the mark every record is whole: a volume
-				// rewritten under us (a new writer cut its torn end).
-				// Read it again next time, from the map's marks.
-				s.tailPos = nil
-				return fmt.Errorf("volume %s: no record at offset %d before the flushed end %d", volName(id), off, limit)
+				// Before the mark every record is whole: the volume is
+				// damaged. What was read before stays found; the rest
+				// is an error (an object past the damage may exist),
+				// and the next read tries from here again.
+				damage = fmt.Errorf("volume %s: no whole record at offset %d, before the flushed end %d: the volume is damaged", volName(id), off, limit)
+				break
 			}
 			if flags&flagDelete != 0 {
 				delete(s.tail, key)
@@ -211,6 +216,9 @@ func (s *Store) tailLookup(key string) (loc, bool, error) {
 		return loc{}, false, err
 	}
 	l, ok := s.tail[key]
+	if !ok && s.tailErr != nil {
+		return loc{}, false, s.tailErr
+	}
 	return l, ok, nil
 }
 
@@ -221,6 +229,9 @@ func (s *Store) tailList(prefix string) ([]objstore.Info, error) {
 	defer s.tailMu.Unlock()
 	if err := s.readTail(); err != nil {
 		return nil, err
+	}
+	if s.tailErr != nil {
+		return nil, s.tailErr
 	}
 	var out []objstore.Info
 	for k, l := range s.tail {

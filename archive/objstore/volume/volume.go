@@ -133,6 +133,7 @@ type Store struct {
 	tailMu  sync.Mutex
 	tail    map[string]loc
 	tailPos map[uint32]int64
+	tailErr error // damage met before the published end
 
 	rmu   sync.Mutex
 	reads map[uint32]*os.File // read handles
