@@ -142,22 +142,8 @@ func (s *Store) readTail() error {
 		return err
 	}
 	if s.tailPos == nil || len(s.tail) > maxTail {
-		marks := map[uint32]int64{}
-		rows, err := s.db.Query(`SELECT vol, off FROM scanned`)
+		marks, err := s.marks()
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var v uint32
-			var o int64
-			if err := rows.Scan(&v, &o); err != nil {
-				rows.Close()
-				return err
-			}
-			marks[v] = o
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		s.tail, s.tailPos = map[string]loc{}, marks

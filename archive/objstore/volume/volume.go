@@ -362,22 +362,7 @@ func (s *Store) recover() error {
 	if err != nil {
 		return fmt.Errorf("objstore/volume: recover: %w", err)
 	}
-	marks := map[uint32]int64{}
-	rows, err := s.db.Query(`SELECT vol, off FROM scanned`)
-	if err != nil {
-		return fmt.Errorf("objstore/volume: recover: %w", err)
-	}
-	for rows.Next() {
-		var v uint32
-		var o int64
-		if err := rows.Scan(&v, &o); err != nil {
-			rows.Close()
-			return fmt.Errorf("objstore/volume: recover: %w", err)
-		}
-		marks[v] = o
-	}
-	err = rows.Err()
-	rows.Close()
+	marks, err := s.marks()
 	if err != nil {
 		return fmt.Errorf("objstore/volume: recover: %w", err)
 	}
@@ -517,6 +502,26 @@ func (s *Store) recover() error {
 		return fmt.Errorf("objstore/volume: recover: %w", err)
 	}
 	return publishMark(s.mark, last, ends[last])
+}
+
+// marks returns the map's marks: per volume, where the records it lists
+// end (Open reads only past them).
+func (s *Store) marks() (map[uint32]int64, error) {
+	rows, err := s.db.Query(`SELECT vol, off FROM scanned`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	marks := map[uint32]int64{}
+	for rows.Next() {
+		var v uint32
+		var o int64
+		if err := rows.Scan(&v, &o); err != nil {
+			return nil, err
+		}
+		marks[v] = o
+	}
+	return marks, rows.Err()
 }
 
 // readHeader parses the record at off. hlen is the header plus the key.
