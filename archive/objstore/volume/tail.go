@@ -58,10 +58,15 @@ func (s *Store) writeMap(ctx context.Context) error {
 		}
 	}
 	marks := make(map[uint32]int64, len(s.durable))
+	same := len(s.durable) == len(s.mapped)
 	for v, e := range s.durable {
 		marks[v] = e
+		same = same && s.mapped[v] == e
 	}
 	s.mu.Unlock()
+	if len(rows) == 0 && same {
+		return nil // nothing flushed since the last write: an idle store writes nothing
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("objstore/volume: map: %w", err)
@@ -84,6 +89,7 @@ func (s *Store) writeMap(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("objstore/volume: map: %w", err)
 	}
+	s.mapped = marks
 	s.mu.Lock()
 	for k, l := range rows {
 		if cur, ok := s.pending[k]; ok && cur == l {

@@ -205,3 +205,41 @@ func TestStaleMarkRewrittenAtOpen(t *testing.T) {
 		t.Fatal("a damaged mark was accepted")
 	}
 }
+
+// A store with nothing new flushed writes nothing to its map: an idle
+// serve does not rewrite map.db twice a second.
+func TestIdleStoreWritesNoMap(t *testing.T) {
+	dir := t.TempDir()
+	w := open(t, dir)
+	ctx := context.Background()
+	wal := func() int64 {
+		st, err := os.Stat(filepath.Join(dir, "map.db-wal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	before := wal()
+	if err := w.writeMap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := wal(); got != before {
+		t.Fatalf("an idle store wrote its map after Open: WAL %d -> %d bytes", before, got)
+	}
+	put(t, w, "i/1", "one")
+	if err := w.writeMap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := wal()
+	if after == before {
+		t.Fatal("the map was not written for a flushed object")
+	}
+	for range 3 {
+		if err := w.writeMap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := wal(); got != after {
+		t.Fatalf("an idle store wrote its map: WAL %d -> %d bytes", after, got)
+	}
+}

@@ -122,9 +122,11 @@ type Store struct {
 	// mark is the durable file, where the last of them is published.
 	durable map[uint32]int64
 	mark    *os.File
-	// mapMu serializes map writes (writeMap); the loop that writes the
-	// map behind the flushes is kicked by mapKick and stopped by mapStop.
+	// mapMu serializes map writes (writeMap) and guards mapped, the marks
+	// they last wrote; the loop that writes the map behind the flushes is
+	// kicked by mapKick and stopped by mapStop.
 	mapMu            sync.Mutex
+	mapped           map[uint32]int64
 	mapKick, mapStop chan struct{}
 	mapDone          chan struct{}
 
@@ -490,8 +492,9 @@ func (s *Store) recover() error {
 		return fmt.Errorf("objstore/volume: recover: %w", err)
 	}
 	s.active, s.actID, s.actEnd = f, last, ends[last]
+	s.mapped = make(map[uint32]int64, len(ends))
 	for id, end := range ends {
-		s.durable[id] = end
+		s.durable[id], s.mapped[id] = end, end
 	}
 	if err := objstore.SyncDir(filepath.Join(s.dir, "volumes")); err != nil {
 		return err
