@@ -24,8 +24,9 @@ const commitTimeout = 2 * time.Minute
 //
 // A commit has two stages, pipelined: this loop makes the batch's objects
 // durable and appends its ledger segment (the entries are then committed);
-// indexLoop writes its index rows and only then answers the writers. While
-// one batch is being indexed, the next one's segment is written.
+// indexLoop writes its index rows meanwhile, commits them once the segment
+// is durable, and only then answers the writers. While one batch's index
+// transaction commits, the next one's segment is written.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	defer close(s.indexQ)
@@ -110,15 +111,23 @@ type announcementKey struct{}
 
 var _ ingest.Announcer = (*Store)(nil)
 
+// segmentResult is the outcome of a batch's segment write: the ledger
+// state after it, or why its entries are not committed.
+type segmentResult struct {
+	state ledger.State
+	err   error
+}
+
 func failAll(batch []*pending, err error) {
 	for _, p := range batch {
 		p.done <- err
 	}
 }
 
-// indexed is a batch whose entries are committed to the ledger, waiting for
-// its index transaction.
+// indexed is a batch for the index stage: its segment is prepared, and
+// segment says whether writing it committed the entries.
 type indexed struct {
+	segment chan segmentResult
 	batch   []*pending
 	b       *index.Batch
 	first   uint64
@@ -172,22 +181,15 @@ func (s *Store) commit(batch []*pending) {
 		p.entry.Time = now
 		entries[i] = p.entry
 	}
-	lines, st, err := s.log.Append(ctx, entries)
+	seg, err := s.log.Prepare(entries)
 	if err != nil {
-		// A segment write that reported failure may have landed after all
-		// (an S3 PUT whose answer was lost, or that completes after its
-		// timeout), and a taken segment name says one did. Either way the
-		// ledger must be re-read from the store before the next lookup or
-		// commit relies on the index: its entries then count, at worst as
-		// one more delivery of bytes a sender retries.
-		s.behind.Store(true)
 		failAll(batch, fmt.Errorf("archive: commit: %w", err))
 		return
 	}
-	b := &index.Batch{State: st, Tokens: make(map[uint64]string)}
+	b := &index.Batch{Tokens: make(map[uint64]string)}
 	for i, p := range batch {
 		e := p.entry
-		b.Entries = append(b.Entries, index.EntryRow{Seq: e.Seq, Kind: e.Kind, Ref: e.Ref, Line: lines[i]})
+		b.Entries = append(b.Entries, index.EntryRow{Seq: e.Seq, Kind: e.Kind, Ref: e.Ref, Line: seg.Lines[i]})
 		if p.message != nil {
 			p.message.Seq = e.Seq
 			p.message.ArchivedAt = e.Time
@@ -205,8 +207,24 @@ func (s *Store) commit(batch []*pending) {
 			b.Deliveries = append(b.Deliveries, p.delivery)
 		}
 	}
+	// The index stage writes the batch's rows while the segment is made
+	// durable here, and commits them only once it is (ib.segment).
+	ib := &indexed{batch: batch, b: b, first: entries[0].Seq, last: entries[len(entries)-1].Seq,
+		hasText: len(b.Tokens) > 0, segment: make(chan segmentResult, 1)}
 	s.indexWG.Add(1)
-	s.indexQ <- &indexed{batch: batch, b: b, first: entries[0].Seq, last: entries[len(entries)-1].Seq, hasText: len(b.Tokens) > 0}
+	s.indexQ <- ib
+	st, err := s.log.Write(ctx, seg)
+	ib.segment <- segmentResult{st, err}
+	if err != nil {
+		// A segment write that reported failure may have landed after all
+		// (an S3 PUT whose answer was lost, or that completes after its
+		// timeout), and a taken segment name says one did. Either way the
+		// ledger must be re-read from the store before the next lookup or
+		// commit relies on the index: its entries then count, at worst as
+		// one more delivery of bytes a sender retries.
+		s.behind.Store(true)
+		return
+	}
 	if st.Size-s.ckptSize.Load() >= s.opts.CheckpointEvery {
 		select {
 		case s.ckptKick <- struct{}{}:
@@ -228,12 +246,33 @@ func (s *Store) indexBatch(ib *indexed) {
 	// After a failed index commit, later batches must not be indexed
 	// either (the index would skip entries): they wait for the catch-up.
 	if s.behind.Load() {
+		if seg := <-ib.segment; seg.err != nil {
+			failAll(ib.batch, fmt.Errorf("archive: commit: %w", seg.err))
+			return
+		}
 		failAll(ib.batch, fmt.Errorf("archive: index unavailable (ledger entries %d-%d are committed; the index will catch up)", ib.first, ib.last))
 		return
 	}
 	t0 := time.Now()
 	defer func() { s.stats.stageB.Add(int64(time.Since(t0))) }()
-	if err := s.index.Commit(ib.b); err != nil {
+	// The rows are written while the segment stage makes the batch's
+	// segment durable, and committed only once it has: the index never
+	// holds an entry the ledger lacks, and no reader sees a message before
+	// it is durable.
+	w, err := s.index.Write(ib.b)
+	seg := <-ib.segment
+	if seg.err != nil {
+		if w != nil {
+			w.Rollback()
+		}
+		failAll(ib.batch, fmt.Errorf("archive: commit: %w", seg.err))
+		return
+	}
+	if err == nil {
+		ib.b.State = seg.state
+		err = w.Commit(seg.state)
+	}
+	if err != nil {
 		// The entries are in the ledger; the index catches up from it
 		// before the next commit. The senders retry, which at worst
 		// records one more delivery of the same bytes.

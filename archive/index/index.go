@@ -396,15 +396,51 @@ type Gone struct {
 
 // Commit writes a batch in one transaction.
 func (ix *Index) Commit(b *Batch) error {
-	tx, err := ix.db.Begin()
+	w, err := ix.Write(b)
 	if err != nil {
-		return fmt.Errorf("index: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := ix.commitTx(tx, b); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	return w.Commit(b.State)
+}
+
+// Writing is a batch written in an open transaction, not yet committed:
+// nothing of it is visible to readers until Commit.
+type Writing struct {
+	ix *Index
+	tx *sql.Tx
+	b  *Batch
+}
+
+// Write begins a transaction and writes b's rows in it, all but the ledger
+// state, which Commit writes: the group commit writes a batch's rows while
+// its ledger segment is made durable, and commits them only once it is.
+// The caller must call Commit or Rollback.
+func (ix *Index) Write(b *Batch) (*Writing, error) {
+	tx, err := ix.db.Begin()
+	if err != nil {
+		return nil, fmt.Errorf("index: begin: %w", err)
+	}
+	if err := ix.commitTx(tx, b); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return &Writing{ix: ix, tx: tx, b: b}, nil
+}
+
+// Rollback drops the batch's rows.
+func (w *Writing) Rollback() { w.tx.Rollback() }
+
+// Commit records st as the ledger state the index has caught up to and
+// commits the batch.
+func (w *Writing) Commit(st ledger.State) error {
+	ix, b := w.ix, w.b
+	defer w.tx.Rollback()
+	stst := w.tx.Stmt(ix.commitStmts[6])
+	defer stst.Close()
+	if _, err := stst.Exec(stateBlob(st)); err != nil {
+		return fmt.Errorf("index: ledger state: %w", err)
+	}
+	if err := w.tx.Commit(); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	for _, e := range b.Entries {
@@ -538,11 +574,6 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 		if _, err := tx.Exec(`INSERT OR IGNORE INTO pending_destroy(seq) VALUES(?)`, int64(g.Seq)); err != nil {
 			return fmt.Errorf("index: %w", err)
 		}
-	}
-	st := tx.Stmt(ix.commitStmts[6])
-	defer st.Close()
-	if _, err := st.Exec(stateBlob(b.State)); err != nil {
-		return fmt.Errorf("index: ledger state: %w", err)
 	}
 	return nil
 }

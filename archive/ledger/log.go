@@ -224,10 +224,36 @@ func (l *Log) stateLocked() State {
 // state. On error nothing is committed and the log is unchanged. Entries
 // may be built concurrently, but Appends are serialised.
 func (l *Log) Append(ctx context.Context, entries []*Entry) ([][]byte, State, error) {
+	p, err := l.Prepare(entries)
+	if err != nil {
+		return nil, State{}, err
+	}
+	st, err := l.Write(ctx, p)
+	if err != nil {
+		return nil, State{}, err
+	}
+	return p.Lines, st, nil
+}
+
+// Segment is a segment prepared by Prepare: its entries numbered,
+// chained and signed, not yet written.
+type Segment struct {
+	// Lines are the entries' lines, in order.
+	Lines [][]byte
+	key   string
+	msg   []byte
+	first uint64
+}
+
+// Prepare numbers, chains and signs entries as the next segment, without
+// writing it: Append is Prepare then Write. A caller may use the lines
+// (an index transaction, say) while Write makes the segment durable, but
+// nothing may be prepared again until that Write returns.
+func (l *Log) Prepare(entries []*Entry) (*Segment, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(entries) == 0 {
-		return nil, l.stateLocked(), nil
+		return &Segment{first: l.size}, nil
 	}
 	lines := make([][]byte, len(entries))
 	var text bytes.Buffer
@@ -244,7 +270,7 @@ func (l *Log) Append(ctx context.Context, entries []*Entry) ([][]byte, State, er
 		}
 		line, err := e.Marshal()
 		if err != nil {
-			return nil, State{}, err
+			return nil, err
 		}
 		lines[i] = line
 		prev = sha256.Sum256(line)
@@ -253,19 +279,33 @@ func (l *Log) Append(ctx context.Context, entries []*Entry) ([][]byte, State, er
 	}
 	msg, err := note.Sign(&note.Note{Text: text.String()}, l.signer)
 	if err != nil {
-		return nil, State{}, fmt.Errorf("ledger: sign segment: %w", err)
+		return nil, fmt.Errorf("ledger: sign segment: %w", err)
 	}
-	key := SegmentKey(l.id, l.size)
-	if err := l.store.Put(ctx, key, bytes.NewReader(msg), int64(len(msg))); err != nil {
+	return &Segment{Lines: lines, key: SegmentKey(l.id, l.size), msg: msg, first: l.size}, nil
+}
+
+// Write stores a prepared segment durably and commits its entries,
+// returning the new state. On error nothing is committed and the log is
+// unchanged. The segment must be the last one prepared.
+func (l *Log) Write(ctx context.Context, p *Segment) (State, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(p.Lines) == 0 {
+		return l.stateLocked(), nil
+	}
+	if p.first != l.size {
+		return State{}, fmt.Errorf("ledger: segment %s was prepared at size %d, the log is at %d", p.key, p.first, l.size)
+	}
+	if err := l.store.Put(ctx, p.key, bytes.NewReader(p.msg), int64(len(p.msg))); err != nil {
 		if errors.Is(err, objstore.ErrExist) {
-			return nil, State{}, fmt.Errorf("%w: segment %s already exists: a write reported as failed landed after all, or another process writes log %s", ErrDiverged, key, l.id)
+			return State{}, fmt.Errorf("%w: segment %s already exists: a write reported as failed landed after all, or another process writes log %s", ErrDiverged, p.key, l.id)
 		}
-		return nil, State{}, fmt.Errorf("ledger: write %s: %w", key, err)
+		return State{}, fmt.Errorf("ledger: write %s: %w", p.key, err)
 	}
-	for _, line := range lines {
+	for _, line := range p.Lines {
 		l.appendLeaf(line)
 	}
-	return lines, l.stateLocked(), nil
+	return l.stateLocked(), nil
 }
 
 // Checkpoint returns the checkpoint of the log as it is now.
