@@ -8,6 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -197,4 +200,215 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, c.chunks[0])
 	c.chunks = c.chunks[1:]
 	return n, nil
+}
+
+// writeCounter records each Write on the server's side of a connection.
+type writeCounter struct {
+	net.Conn
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.writes = append(w.writes, string(p))
+	w.mu.Unlock()
+	return w.Conn.Write(p)
+}
+
+type patchBackend struct{}
+
+func (patchBackend) NewSession(*Conn) (Session, error) { return patchSession{}, nil }
+
+type patchSession struct{}
+
+func (patchSession) Reset()                          {}
+func (patchSession) Logout() error                   { return nil }
+func (patchSession) Mail(string, *MailOptions) error { return nil }
+func (patchSession) Rcpt(string, *RcptOptions) error { return nil }
+func (patchSession) Data(r io.Reader) error          { _, err := io.Copy(io.Discard, r); return err }
+
+// Patch 3: a reply of several lines (EHLO's capabilities) reaches the
+// connection in one Write, whole and in order; a one-line reply too.
+func TestReplyIsOneWrite(t *testing.T) {
+	s := NewServer(patchBackend{})
+	s.Domain = "cairn.test"
+	s.EnableSMTPUTF8 = true
+	s.MaxMessageBytes = 1 << 20
+	server, client := net.Pipe()
+	defer client.Close()
+	wc := &writeCounter{Conn: server}
+	done := make(chan error, 1)
+	go func() { done <- s.handleConn(newConn(wc, s)) }()
+
+	r := bufio.NewReader(client)
+	readReply := func() []string {
+		t.Helper()
+		var lines []string
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading a reply: %v (so far %q)", err, lines)
+			}
+			lines = append(lines, line)
+			if len(line) < 4 || line[3] != '-' {
+				return lines
+			}
+		}
+	}
+	send := func(cmd string) {
+		t.Helper()
+		if _, err := io.WriteString(client, cmd+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		wc.mu.Lock()
+		defer wc.mu.Unlock()
+		return len(wc.writes)
+	}
+
+	banner := readReply()
+	if len(banner) != 1 || count() != 1 {
+		t.Fatalf("banner %q in %d writes, want 1 line in 1", banner, count())
+	}
+	send("EHLO client.test")
+	ehlo := readReply()
+	if len(ehlo) < 4 {
+		t.Fatalf("EHLO reply %q: want the capability lines", ehlo)
+	}
+	if count() != 2 {
+		t.Fatalf("EHLO's %d lines came in %d writes, want 1", len(ehlo), count()-1)
+	}
+	wc.mu.Lock()
+	got := wc.writes[1]
+	wc.mu.Unlock()
+	if want := strings.Join(ehlo, ""); got != want {
+		t.Fatalf("EHLO write %q, read %q", got, want)
+	}
+	if !strings.HasPrefix(ehlo[0], "250-") || !strings.HasPrefix(ehlo[len(ehlo)-1], "250 ") {
+		t.Fatalf("EHLO reply %q: want 250- lines ending in a 250 line", ehlo)
+	}
+	for _, l := range ehlo {
+		if !strings.HasSuffix(l, "\r\n") || strings.Count(l, "\r") != 1 {
+			t.Fatalf("EHLO line %q: want one CRLF at its end", l)
+		}
+	}
+	send("NOOP")
+	if reply := readReply(); len(reply) != 1 || reply[0] != "250 2.0.0 I have successfully done nothing\r\n" || count() != 3 {
+		t.Fatalf("NOOP reply %q in %d writes", reply, count()-2)
+	}
+	send("QUIT")
+	readReply()
+	client.Close()
+	<-done
+}
+
+// readCounter counts Read calls on the server's side of a connection.
+type readCounter struct {
+	net.Conn
+	mu    sync.Mutex
+	reads int
+}
+
+func (r *readCounter) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	r.reads++
+	r.mu.Unlock()
+	return r.Conn.Read(p)
+}
+
+type sizeBackend struct{ got chan []byte }
+
+func (b sizeBackend) NewSession(*Conn) (Session, error) { return sizeSession(b), nil }
+
+type sizeSession sizeBackend
+
+func (sizeSession) Reset()                          {}
+func (sizeSession) Logout() error                   { return nil }
+func (sizeSession) Mail(string, *MailOptions) error { return nil }
+func (sizeSession) Rcpt(string, *RcptOptions) error { return nil }
+func (s sizeSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	s.got <- b
+	return err
+}
+
+// Patch 4: a 1 MiB message sent in 256 KiB writes is read in 64 KiB reads
+// (upstream's 4 KiB buffer took 256 and more), and arrives whole.
+func TestDataReadInLargeReads(t *testing.T) {
+	be := sizeBackend{got: make(chan []byte, 1)}
+	s := NewServer(be)
+	s.Domain = "cairn.test"
+	s.MaxMessageBytes = 4 << 20
+	server, client := net.Pipe()
+	defer client.Close()
+	rc := &readCounter{Conn: server}
+	go s.handleConn(newConn(rc, s))
+
+	r := bufio.NewReader(client)
+	expect := func(code string) {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %s: %v", code, err)
+			}
+			if !strings.HasPrefix(line, code) {
+				t.Fatalf("got %q, want %s", line, code)
+			}
+			if line[3] == ' ' {
+				return
+			}
+		}
+	}
+	send := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(client, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect("220")
+	send("HELO client.test\r\n")
+	expect("250")
+	send("MAIL FROM:<a@example.com>\r\n")
+	expect("250")
+	send("RCPT TO:<b@example.com>\r\n")
+	expect("250")
+	send("DATA\r\n")
+	expect("354")
+	rc.mu.Lock()
+	before := rc.reads
+	rc.mu.Unlock()
+
+	line := strings.Repeat("x", 78) + "\r\n"
+	var msg strings.Builder
+	for msg.Len() < 1<<20 {
+		msg.WriteString(line)
+	}
+	body := msg.String()
+	go func() {
+		for i := 0; i < len(body); i += 256 << 10 {
+			end := i + 256<<10
+			if end > len(body) {
+				end = len(body)
+			}
+			io.WriteString(client, body[i:end])
+		}
+		io.WriteString(client, ".\r\n")
+	}()
+	got := <-be.got
+	expect("250")
+	rc.mu.Lock()
+	reads := rc.reads - before
+	rc.mu.Unlock()
+	if string(got) != body {
+		t.Fatalf("the message arrived as %d bytes, want the %d sent", len(got), len(body))
+	}
+	if want := len(body)/readBufferSize + 8; reads > want {
+		t.Fatalf("DATA of %d bytes took %d reads, want at most %d", len(body), reads, want)
+	}
+	t.Logf("DATA of %d bytes in %d reads", len(body), reads)
+	send("QUIT\r\n")
+	expect("221")
 }

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -84,7 +85,13 @@ func (c *Conn) init() {
 	}
 
 	c.text = textproto.NewConn(rwc)
+	// cairn patch 4: read through a larger buffer than textproto's 4 KiB,
+	// so that DATA arrives in a read call per 64 KiB, not per 4 KiB.
+	c.text.R = bufio.NewReaderSize(rwc, readBufferSize)
 }
+
+// readBufferSize is each connection's read buffer (cairn patch 4).
+var readBufferSize = 64 << 10
 
 // Commands are dispatched to the appropriate handler functions.
 func (c *Conn) handle(cmd string, arg string) {
@@ -1304,15 +1311,20 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	// transform each single line with \n, into separate lines
 	text = strings.Split(strings.Join(text, "\n"), "\n")
 
+	// cairn patch 3: the lines of a reply go out in one write, not one
+	// each (textproto's PrintfLine flushes every line), so EHLO's
+	// capability list is one segment and one wakeup for the client.
+	w := c.text.W
 	lastLineIndex := len(text) - 1
 	for i := 0; i < lastLineIndex; i++ {
-		c.text.PrintfLine("%d-%v", code, text[i])
+		fmt.Fprintf(w, "%d-%v\r\n", code, text[i])
 	}
 	if enhCode == NoEnhancedCode {
-		c.text.PrintfLine("%d %v", code, text[lastLineIndex])
+		fmt.Fprintf(w, "%d %v\r\n", code, text[lastLineIndex])
 	} else {
-		c.text.PrintfLine("%d %v.%v.%v %v", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
+		fmt.Fprintf(w, "%d %v.%v.%v %v\r\n", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
 	}
+	w.Flush()
 }
 
 func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {
