@@ -20,7 +20,7 @@ import (
 	"github.com/cairn-archive/cairn/imapview/search"
 )
 
-// TestSearchScale times SEARCH FROM, SUBJECT and BODY over a large INBOX
+// TestSearchScale times SEARCH FROM, SUBJECT, HEADER Message-ID and BODY over a large INBOX
 // with the view's own SQL (viewer.open, runSearch's query). The index is
 // built directly through index.Commit, the code path ingest uses, with
 // synthetic rows: addresses from 20,000 people at 500 domains, subjects of
@@ -90,6 +90,9 @@ func TestSearchScale(t *testing.T) {
 	})
 	run("SUBJECT <word>", true, func(int) *search.Node {
 		return &search.Node{Kind: search.Subject, Value: vocab(rng.IntN(5000))}
+	})
+	run("HEADER Message-ID <full id>", true, func(int) *search.Node {
+		return &search.Node{Kind: search.Header, Field: "Message-ID", Value: fmt.Sprintf("<%d@x>", rng.IntN(n))}
 	})
 	run("BODY <unique word>", true, func(int) *search.Node {
 		return &search.Node{Kind: search.Body, Value: fmt.Sprintf("uniq%dword", rng.IntN(n))}

@@ -64,6 +64,8 @@ func TestSearchKeys(t *testing.T) {
 				return strings.Contains(strings.ToLower(m.Subject), strings.ToLower(subjWord))
 			})},
 		{"HEADER Message-ID", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: m3.MessageID}}}, []imap.UID{uid(3)}},
+		{"HEADER Message-ID substring", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "message-id", Value: strings.Trim(m3.MessageID, "<>")[1:]}}}, []imap.UID{uid(3)}},
+		{"NOT HEADER Message-ID", imap.SearchCriteria{Not: []imap.SearchCriteria{{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: m3.MessageID}}}}}, where(func(i int, _ gen.Message) bool { return i != 3 })},
 		{"HEADER X-Mailer exists", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "X-Mailer", Value: ""}}}, where(func(int, gen.Message) bool { return true })},
 		{"HEADER absent field", imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "X-No-Such-Field", Value: ""}}}, nil},
 		{"BODY token", imap.SearchCriteria{Body: []string{f.gen[7].Token}}, []imap.UID{uid(7)}},

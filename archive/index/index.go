@@ -89,6 +89,8 @@ var schema = []string{
 		key_hint      BLOB
 	)`,
 	`CREATE INDEX IF NOT EXISTS messages_date ON messages(date)`,
+	// SEARCH HEADER Message-ID scans this narrow index (a substring
+	// match), never the rows, which hold the header.
 	`CREATE INDEX IF NOT EXISTS messages_message_id ON messages(message_id)`,
 	// No indexes on object names or object hashes: only verify looks
 	// rows up by them (orphans by a sorted merge, a replaced object by a

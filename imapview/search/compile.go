@@ -182,8 +182,9 @@ func (c *compiler) node(b *strings.Builder, n *Node, depth int) error {
 			return c.node(b, &Node{Kind: Subject, Value: n.Value}, depth)
 		case "message-id":
 			if n.Value != "" {
-				c.out.NeedsMessage = true
-				b.WriteString(`m.message_id LIKE ` + c.likeArg(strings.Trim(n.Value, "<>")) + ` ESCAPE '\'`)
+				// A scan of the narrow index, as for SUBJECT: the rows
+				// themselves hold the header and are wide.
+				b.WriteString(c.msg() + ` IN (SELECT seq FROM messages INDEXED BY messages_message_id WHERE message_id LIKE ` + c.likeArg(strings.Trim(n.Value, "<>")) + ` ESCAPE '\')`)
 				return nil
 			}
 		}
