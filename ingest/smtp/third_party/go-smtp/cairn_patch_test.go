@@ -412,3 +412,28 @@ func TestDataReadInLargeReads(t *testing.T) {
 	send("QUIT\r\n")
 	expect("221")
 }
+
+// Patch 4: a buffer goes back to the pool emptied, so bytes a client left
+// unread (those pipelined after STARTTLS) reach no other connection.
+func TestReleasedReaderIsEmpty(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	c := &Conn{server: NewServer(patchBackend{}), conn: server}
+	c.init()
+	go io.WriteString(client, "STARTTLS\r\nMAIL FROM:<injected@example.com>\r\n")
+	line, err := c.text.ReadLine()
+	if err != nil || line != "STARTTLS" {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	if c.text.R.Buffered() == 0 {
+		t.Fatal("the pipelined command is not buffered: the test proves nothing")
+	}
+	held := c.pooled
+	c.releaseReader()
+	if c.pooled != nil {
+		t.Fatal("the connection still holds its buffer")
+	}
+	if held.Buffered() != 0 {
+		t.Fatalf("a released buffer holds %d bytes", held.Buffered())
+	}
+}

@@ -45,6 +45,8 @@ type Conn struct {
 	fromReceived bool
 	recipients   []string
 	didAuth      bool
+
+	pooled *bufio.Reader // cairn patch 4: the read buffer, from readerPool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -86,12 +88,30 @@ func (c *Conn) init() {
 
 	c.text = textproto.NewConn(rwc)
 	// cairn patch 4: read through a larger buffer than textproto's 4 KiB,
-	// so that DATA arrives in a read call per 64 KiB, not per 4 KiB.
-	c.text.R = bufio.NewReaderSize(rwc, readBufferSize)
+	// so that DATA arrives in a read call per 64 KiB, not per 4 KiB. The
+	// buffers are pooled: a connection a message is common. After
+	// STARTTLS the previous one goes back emptied, so bytes pipelined
+	// after the command are still discarded.
+	c.releaseReader()
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(rwc)
+	c.text.R, c.pooled = br, br
 }
 
 // readBufferSize is each connection's read buffer (cairn patch 4).
 var readBufferSize = 64 << 10
+
+var readerPool = sync.Pool{New: func() interface{} { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// releaseReader returns the connection's read buffer to the pool, emptied.
+// Only the connection's own goroutine calls it, once it reads no more.
+func (c *Conn) releaseReader() {
+	if c.pooled != nil {
+		c.pooled.Reset(nil)
+		readerPool.Put(c.pooled)
+		c.pooled = nil
+	}
+}
 
 // Commands are dispatched to the appropriate handler functions.
 func (c *Conn) handle(cmd string, arg string) {

@@ -155,6 +155,8 @@ func (s *Server) handleConn(c *Conn) error {
 
 	defer func() {
 		c.Close()
+		// cairn patch 4: this goroutine was the buffer's only reader.
+		c.releaseReader()
 
 		s.locker.Lock()
 		delete(s.conns, c)
