@@ -437,3 +437,81 @@ func TestReleasedReaderIsEmpty(t *testing.T) {
 		t.Fatalf("a released buffer holds %d bytes", held.Buffered())
 	}
 }
+
+// Patch 5: the replies to a pipelined MAIL, RCPT, RCPT, DATA group reach
+// the connection in one write; a MAIL sent alone is answered at once; and
+// replies held when too many errors close the session are sent first.
+func TestPipelinedRepliesInOneWrite(t *testing.T) {
+	s := NewServer(patchBackend{})
+	s.Domain = "cairn.test"
+	s.MaxMessageBytes = 1 << 20
+	server, client := net.Pipe()
+	defer client.Close()
+	wc := &writeCounter{Conn: server}
+	done := make(chan error, 1)
+	go func() { done <- s.handleConn(newConn(wc, s)) }()
+
+	r := bufio.NewReader(client)
+	readLine := func() string {
+		t.Helper()
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading a reply: %v", err)
+		}
+		return line
+	}
+	send := func(cmd string) {
+		t.Helper()
+		if _, err := io.WriteString(client, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		wc.mu.Lock()
+		defer wc.mu.Unlock()
+		return len(wc.writes)
+	}
+	readLine() // banner
+	send("HELO client.test\r\n")
+	readLine()
+
+	// Alone: answered at once (a held reply would leave the client waiting).
+	before := count()
+	send("MAIL FROM:<a@example.com>\r\n")
+	if l := readLine(); !strings.HasPrefix(l, "250 ") || count() != before+1 {
+		t.Fatalf("MAIL alone: %q in %d writes", l, count()-before)
+	}
+	send("RSET\r\n")
+	readLine()
+
+	// A group in one segment: one write for its four replies.
+	before = count()
+	send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n")
+	var got []string
+	for i := 0; i < 4; i++ {
+		got = append(got, readLine()[:3])
+	}
+	if strings.Join(got, " ") != "250 250 250 354" || count() != before+1 {
+		t.Fatalf("pipelined group: replies %v in %d writes, want 250 250 250 354 in 1", got, count()-before)
+	}
+	send("hello\r\n.\r\n")
+	if l := readLine(); !strings.HasPrefix(l, "250 ") {
+		t.Fatalf("end of data: %q", l)
+	}
+
+	// A held MAIL reply, then unknown commands past the error threshold:
+	// every reply arrives, in order, before the connection closes.
+	send("MAIL FROM:<a@example.com>\r\nXA\r\nXB\r\nXC\r\nXD\r\n")
+	var codes []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		codes = append(codes, line[:3])
+	}
+	if strings.Join(codes, " ") != "250 501 501 501 501 500" {
+		t.Fatalf("past the error threshold: replies %v, want 250, four 501s (bad commands) and the closing 500", codes)
+	}
+	<-done
+}

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -47,6 +48,7 @@ type Conn struct {
 	didAuth      bool
 
 	pooled *bufio.Reader // cairn patch 4: the read buffer, from readerPool
+	hold   bool          // cairn patch 5: replies wait in the buffer (endHold)
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -133,6 +135,20 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
+	// cairn patch 5: RFC 2920 §3.1 — the reply to a command that may be
+	// followed by others in a pipelined group (MAIL, RCPT, RSET) waits in
+	// the buffer while the client's next command is already here, and
+	// goes out with the reply to that one: one write for a group, not one
+	// a command. Every other command answers before it reads, and its
+	// reply is flushed with what waits, except BDAT, which reads its chunk
+	// first: what waits goes out before.
+	switch cmd {
+	case "MAIL", "RCPT", "RSET":
+		c.hold = true
+		defer c.endHold()
+	case "BDAT":
+		c.text.W.Flush()
+	}
 	switch cmd {
 	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
 		// These commands are not implemented in any state
@@ -241,6 +257,7 @@ func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
 	c.errCount++
 	if c.errCount > errThreshold {
 		c.writeResponse(500, EnhancedCode{5, 5, 1}, "Too many errors. Quiting now")
+		c.text.W.Flush() // cairn patch 5: a held reply goes out before the close
 		c.Close()
 	}
 }
@@ -1344,7 +1361,23 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	} else {
 		fmt.Fprintf(w, "%d %v.%v.%v %v\r\n", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
 	}
-	w.Flush()
+	if !c.hold {
+		w.Flush()
+	}
+}
+
+// endHold ends a held reply (cairn patch 5): it is sent now, unless the
+// next command is already in the read buffer, a whole line, which the
+// loop then reads without waiting.
+func (c *Conn) endHold() {
+	c.hold = false
+	r := c.text.R
+	if n := r.Buffered(); n > 0 {
+		if b, err := r.Peek(n); err == nil && bytes.IndexByte(b, '\n') >= 0 {
+			return
+		}
+	}
+	c.text.W.Flush()
 }
 
 func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {
