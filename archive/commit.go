@@ -269,7 +269,6 @@ func (s *Store) indexBatch(ib *indexed) {
 		return
 	}
 	if err == nil {
-		ib.b.State = seg.state
 		err = w.Commit(seg.state)
 	}
 	if err != nil {
