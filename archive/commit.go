@@ -25,14 +25,27 @@ const commitTimeout = 2 * time.Minute
 // A commit has two stages, pipelined: this loop makes the batch's objects
 // durable and appends its ledger segment (the entries are then committed);
 // indexLoop writes its index rows meanwhile, commits them once the segment
-// is durable, and only then answers the writers. While one batch's index
-// transaction commits, the next one's segment is written.
+// is durable, and only then answers the writers, except those answered
+// once the segment was durable (ingest.AckWhenDurable, see commit). While
+// one batch's index transaction commits, the next one's segment is
+// written.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	defer close(s.indexQ)
+	// idle fires when no batch followed the last one for indexIdle: an
+	// index transaction waiting for batches then commits what it has.
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	defer idle.Stop()
 	for {
 		var first *pending
 		select {
+		case <-idle.C:
+			select {
+			case s.indexKick <- struct{}{}:
+			default:
+			}
+			continue
 		case first = <-s.queue:
 		case <-s.stop:
 			// Commit what was queued before the stop.
@@ -46,8 +59,13 @@ func (s *Store) commitLoop() {
 			}
 		}
 		s.commit(s.fill(first))
+		idle.Reset(indexIdle)
 	}
 }
+
+// indexIdle is how long the segment stage waits for a next batch before
+// it tells the index stage that nothing more is on its way.
+const indexIdle = 5 * time.Millisecond
 
 // fill takes what is queued behind first, up to MaxBatch. While writers
 // that announced a message are still on their way, it waits for them, at
@@ -118,9 +136,12 @@ type segmentResult struct {
 	err   error
 }
 
-func failAll(batch []*pending, err error) {
+// finish gives the batch's writers their outcome and releases their
+// delivery keys and content hashes.
+func finish(batch []*pending, err error) {
 	for _, p := range batch {
 		p.done <- err
+		release(p.release)
 	}
 }
 
@@ -133,6 +154,9 @@ type indexed struct {
 	first   uint64
 	last    uint64
 	hasText bool
+	// answered: every writer of the batch is answered once its segment is
+	// written (ingest.AckWhenDurable, under load); none waits for the index.
+	answered bool
 }
 
 // commit is the first stage: durability of the objects, then the segment.
@@ -150,7 +174,7 @@ func (s *Store) commit(batch []*pending) {
 		if err == nil {
 			err = errors.New("archive: the index caught up with the ledger; retry")
 		}
-		failAll(batch, err)
+		finish(batch, err)
 		return
 	}
 	t0 := time.Now()
@@ -169,7 +193,7 @@ func (s *Store) commit(batch []*pending) {
 	for _, p := range batch {
 		if p.unsynced && !ordered {
 			if err := s.objs.(objstore.Batcher).Sync(ctx); err != nil {
-				failAll(batch, fmt.Errorf("archive: commit: %w", err))
+				finish(batch, fmt.Errorf("archive: commit: %w", err))
 				return
 			}
 			break
@@ -183,7 +207,7 @@ func (s *Store) commit(batch []*pending) {
 	}
 	seg, err := s.log.Prepare(entries)
 	if err != nil {
-		failAll(batch, fmt.Errorf("archive: commit: %w", err))
+		finish(batch, fmt.Errorf("archive: commit: %w", err))
 		return
 	}
 	b := &index.Batch{Tokens: make(map[uint64]string)}
@@ -209,11 +233,29 @@ func (s *Store) commit(batch []*pending) {
 	}
 	// The index stage writes the batch's rows while the segment is made
 	// durable here, and commits them only once it is (ib.segment).
+	// Writers that asked for it (ingest.AckWhenDurable) are answered once
+	// the segment is written when more deliveries are on their way (or an
+	// index transaction gathers batches): the index stage then lists this
+	// batch with the ones that follow, in one transaction. A writer on its
+	// own still waits for the index, and finds its message there once
+	// answered.
+	early := len(s.queue) > 0 || s.announced.Load() > 0 || s.indexOpen.Load()
+	answered := early
+	for _, p := range batch {
+		answered = answered && p.durable != nil
+	}
 	ib := &indexed{batch: batch, b: b, first: entries[0].Seq, last: entries[len(entries)-1].Seq,
-		hasText: len(b.Tokens) > 0, segment: make(chan segmentResult, 1)}
+		hasText: len(b.Tokens) > 0, answered: answered, segment: make(chan segmentResult, 1)}
 	s.indexWG.Add(1)
 	s.indexQ <- ib
 	st, err := s.log.Write(ctx, seg)
+	if err == nil && early {
+		for _, p := range batch {
+			if p.durable != nil {
+				close(p.durable)
+			}
+		}
+	}
 	ib.segment <- segmentResult{st, err}
 	if err != nil {
 		// A segment write that reported failure may have landed after all
@@ -237,61 +279,164 @@ func (s *Store) commit(batch []*pending) {
 func (s *Store) indexLoop() {
 	defer close(s.indexDone)
 	for ib := range s.indexQ {
-		s.indexBatch(ib)
-		s.indexWG.Done()
+		for range s.indexRun(ib) {
+			s.indexWG.Done()
+		}
 	}
 }
 
-func (s *Store) indexBatch(ib *indexed) {
+// indexRun indexes ib and returns how many batches it took from indexQ.
+// A batch whose writers wait for the index has its rows written while its
+// segment is made durable, and committed once it is. A batch whose writers
+// were answered already (commit answers them once durable under load) is
+// gathered in memory with the batches that follow, for up to IndexWait,
+// and all are written in one transaction: one index commit then serves
+// several group commits, with a fraction of their index pages written, and
+// the index's write lock is not held while batches are gathered.
+func (s *Store) indexRun(ib *indexed) int {
 	// After a failed index commit, later batches must not be indexed
 	// either (the index would skip entries): they wait for the catch-up.
 	if s.behind.Load() {
 		if seg := <-ib.segment; seg.err != nil {
-			failAll(ib.batch, fmt.Errorf("archive: commit: %w", seg.err))
-			return
+			finish(ib.batch, fmt.Errorf("archive: commit: %w", seg.err))
+			return 1
 		}
-		failAll(ib.batch, fmt.Errorf("archive: index unavailable (ledger entries %d-%d are committed; the index will catch up)", ib.first, ib.last))
-		return
+		finish(ib.batch, fmt.Errorf("archive: index unavailable (ledger entries %d-%d are committed; the index will catch up)", ib.first, ib.last))
+		return 1
 	}
 	t0 := time.Now()
 	defer func() { s.stats.stageB.Add(int64(time.Since(t0))) }()
-	// The rows are written while the segment stage makes the batch's
-	// segment durable, and committed only once it has: the index never
-	// holds an entry the ledger lacks, and no reader sees a message before
-	// it is durable.
-	w, err := s.index.Write(ib.b)
+	var w *index.Writing
+	var err error
+	if !ib.answered {
+		// The rows are written while the segment stage makes the batch's
+		// segment durable, and committed only once it has: the index
+		// never holds an entry the ledger lacks, and no reader sees a
+		// message before it is durable.
+		w, err = s.index.Write(ib.b)
+	}
 	seg := <-ib.segment
 	if seg.err != nil {
 		if w != nil {
 			w.Rollback()
 		}
-		failAll(ib.batch, fmt.Errorf("archive: commit: %w", seg.err))
-		return
+		finish(ib.batch, fmt.Errorf("archive: commit: %w", seg.err))
+		return 1
 	}
+	run, taken := []*indexed{ib}, 1
+	if ib.answered {
+		// Until this run is committed, the batches that come are answered
+		// early too (commit) and gathered into the next run.
+		s.indexOpen.Store(true)
+		defer s.indexOpen.Store(false)
+		seg, taken = s.gather(ib, seg, &run)
+		if testHookIndexGathered != nil {
+			testHookIndexGathered()
+		}
+		w, err = s.index.Write(ib.b)
+	}
+	first, last := run[0].first, run[len(run)-1].last
 	if err == nil {
 		err = w.Commit(seg.state)
 	}
 	if err != nil {
 		// The entries are in the ledger; the index catches up from it
-		// before the next commit. The senders retry, which at worst
-		// records one more delivery of the same bytes.
+		// before the next commit. The writers not answered yet retry,
+		// which at worst records one more delivery of the same bytes.
 		s.behind.Store(true)
-		failAll(ib.batch, fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, ib.first, ib.last))
-		return
+		for _, r := range run {
+			finish(r.batch, fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, first, last))
+		}
+		return taken
 	}
-	if ib.hasText {
+	s.stats.indexCommits.Add(1)
+	hasText := false
+	for _, r := range run {
+		hasText = hasText || r.hasText
+	}
+	if hasText {
 		// Before the writers are answered: a FlushSearch they make next
 		// must see that there is text to index.
 		s.textGen.Add(1)
 	}
-	failAll(ib.batch, nil)
-	if s.opts.OnIndexed != nil {
-		s.opts.OnIndexed(ib.last)
+	for _, r := range run {
+		finish(r.batch, nil)
 	}
-	if ib.hasText {
+	if s.opts.OnIndexed != nil {
+		s.opts.OnIndexed(last)
+	}
+	if hasText {
 		select {
 		case s.ftsKick <- struct{}{}:
 		default:
+		}
+	}
+	return taken
+}
+
+// testHookIndexGathered, if set (by tests), runs once an index run has
+// gathered its batches, before it writes them.
+var testHookIndexGathered func()
+
+// gather appends to ib's rows those of the batches that follow, with their
+// segments written, while they are answered batches too, for up to
+// IndexWait or until nothing more is on its way (indexKick), at most
+// MaxBatch deliveries. A batch whose writers wait ends the run: it joins
+// it and is committed at once. seg is ib's segment result; gather returns
+// the last one taken and how many batches it took from indexQ.
+func (s *Store) gather(ib *indexed, seg segmentResult, run *[]*indexed) (segmentResult, int) {
+	taken := 1
+	if s.opts.IndexWait <= 0 {
+		return seg, taken
+	}
+	timer := time.NewTimer(s.opts.IndexWait)
+	defer timer.Stop()
+	for entries := len(ib.batch); entries < s.opts.MaxBatch; {
+		next := s.nextIndexed(timer.C)
+		if next == nil {
+			break
+		}
+		taken++
+		// A batch whose segment failed has no committed entries: its rows
+		// stay out.
+		nseg := <-next.segment
+		if nseg.err != nil {
+			finish(next.batch, fmt.Errorf("archive: commit: %w", nseg.err))
+			break
+		}
+		ib.b.Append(next.b)
+		*run = append(*run, next)
+		seg = nseg
+		entries += len(next.batch)
+		if !next.answered {
+			break
+		}
+	}
+	return seg, taken
+}
+
+// nextIndexed returns the next batch for the index stage, or nil once
+// timeout fires, the segment stage says nothing more is on its way, or
+// indexQ is closed.
+func (s *Store) nextIndexed(timeout <-chan time.Time) *indexed {
+	select {
+	case next := <-s.indexQ:
+		return next
+	default:
+	}
+	select {
+	case next := <-s.indexQ:
+		return next
+	case <-timeout:
+		return nil
+	case <-s.indexKick:
+		// No batch followed the last one; any batch sent before the
+		// kick is queued already.
+		select {
+		case next := <-s.indexQ:
+			return next
+		default:
+			return nil
 		}
 	}
 }
@@ -434,13 +579,17 @@ func (s *Store) FlushSearch(ctx context.Context) error {
 // commitStats counts what group commits did, for Stats.
 type commitStats struct {
 	batches, entries atomic.Int64
+	indexCommits     atomic.Int64
 	stageA, stageB   atomic.Int64 // nanoseconds in the segment and index stages
 }
 
-// CommitStats reports the group commits so far: batches, entries, and the
-// time spent writing segments (with the objects' durability) and indexing.
+// CommitStats reports the group commits so far: batches, entries, index
+// transactions (one can list several batches), and the time spent writing
+// segments (with the objects' durability) and in index transactions
+// (IndexWait included).
 type CommitStats struct {
 	Batches, Entries int64
+	IndexCommits     int64
 	SegmentTime      time.Duration
 	IndexTime        time.Duration
 }
@@ -448,5 +597,5 @@ type CommitStats struct {
 // Stats returns the group-commit counters (for metrics and benchmarks).
 func (s *Store) Stats() CommitStats {
 	return CommitStats{Batches: s.stats.batches.Load(), Entries: s.stats.entries.Load(),
-		SegmentTime: time.Duration(s.stats.stageA.Load()), IndexTime: time.Duration(s.stats.stageB.Load())}
+		IndexCommits: s.stats.indexCommits.Load(), SegmentTime: time.Duration(s.stats.stageA.Load()), IndexTime: time.Duration(s.stats.stageB.Load())}
 }

@@ -59,6 +59,12 @@ type Options struct {
 	// announced a message (Announce) before it commits without them.
 	// Default 1 ms; negative: never wait.
 	CommitWait time.Duration
+	// IndexWait bounds how long the index stage holds a transaction open
+	// for the group commits that follow one whose writers were answered
+	// before it was indexed (ingest.AckWhenDurable, under load): they are
+	// indexed together, in one commit; it commits at once when nothing
+	// more is on its way. Default 20 ms; negative: never wait.
+	IndexWait time.Duration
 	// Logger for per-message lines; default slog.Default().
 	Logger *slog.Logger
 	// ReadOnly opens without the writer lock and without a ledger writer:
@@ -115,6 +121,8 @@ type Store struct {
 	indexQ    chan *indexed // from the segment stage to the index stage
 	indexDone chan struct{}
 	indexWG   sync.WaitGroup // batches sent to indexQ and not yet indexed
+	indexOpen atomic.Bool    // the index stage gathers or writes batches answered early
+	indexKick chan struct{}  // the segment stage has nothing more on its way
 
 	stats commitStats
 }
@@ -143,6 +151,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.CommitWait == 0 {
 		opts.CommitWait = time.Millisecond
+	}
+	if opts.IndexWait == 0 {
+		opts.IndexWait = 20 * time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -186,8 +197,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.ckptDone = make(chan struct{})
 	s.ftsKick = make(chan struct{}, 1)
 	s.ftsDone = make(chan struct{})
-	s.indexQ = make(chan *indexed, 2)
+	// Room for the group commits an index transaction waits for
+	// (IndexWait) and for those made while it commits.
+	s.indexQ = make(chan *indexed, 64)
 	s.indexDone = make(chan struct{})
+	s.indexKick = make(chan struct{}, 1)
 	go s.commitLoop()
 	go s.indexLoop()
 	if err := s.FinishDisposals(ctx); err != nil {
@@ -299,8 +313,13 @@ type pending struct {
 	delivery index.DeliveryRow
 	tokens   string
 	receipt  ingest.Receipt
-	done     chan error
-	unsynced bool // objects written with PutUnsynced: Sync before the segment
+	done     chan error    // the outcome, once indexed (or failed)
+	durable  chan struct{} // closed if the writer is answered once durable (ingest.AckWhenDurable)
+	unsynced bool          // objects written with PutUnsynced: Sync before the segment
+	// release unlocks the writer's delivery key and content hash: once the
+	// index lists the delivery (or the commit failed), so that a lookup
+	// for the same key or bytes finds it.
+	release []func()
 
 	gone       *index.Gone // a tombstone's effect on the index
 	noDelivery bool        // tombstones and events record no delivery
@@ -324,10 +343,18 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 	rc.SHA256 = sha256.Sum256(raw)
 
 	// One delivery key and one content hash in flight at a time, so that
-	// the index lookups below stay true until the commit.
+	// the index lookups below stay true until the commit. Once the pending
+	// delivery is queued, the commit releases them, after its index
+	// transaction (the writer may be answered before it).
+	var held []func()
+	queued := false
+	defer func() {
+		if !queued {
+			release(held)
+		}
+	}()
 	if env.DeliveryKey != "" {
-		unlock := s.locks.lock("d:" + env.DeliveryKey)
-		defer unlock()
+		held = append(held, s.locks.lock("d:"+env.DeliveryKey))
 		if err := s.ensureCaughtUp(ctx); err != nil {
 			return rc, err
 		}
@@ -352,8 +379,7 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 			return rc, err
 		}
 	}
-	unlock := s.locks.lock("s:" + string(rc.SHA256[:]))
-	defer unlock()
+	held = append(held, s.locks.lock("s:"+string(rc.SHA256[:])))
 	if err := s.ensureCaughtUp(ctx); err != nil {
 		return rc, err
 	}
@@ -396,11 +422,26 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 		return rc, err
 	}
 
+	if ingest.AcksWhenDurable(ctx) {
+		p.durable = make(chan struct{})
+	}
+	p.release = held
 	if err := s.enqueue(ctx, p); err != nil {
 		return rc, err
 	}
-	if err := <-p.done; err != nil {
-		return rc, err
+	queued = true
+	select {
+	case err := <-p.done:
+		if err != nil {
+			select {
+			case <-p.durable:
+				// Answered as durable, then the index failed: the entry
+				// is committed and the index catches up from the ledger.
+			default:
+				return rc, err
+			}
+		}
+	case <-p.durable:
 	}
 	rc.Seq = p.entry.Seq
 	if !rc.Duplicate {
@@ -409,6 +450,12 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 	s.lg.Debug("archived", "seq", rc.Seq, "message", rc.MessageSeq, "sha256", hex.EncodeToString(rc.SHA256[:]),
 		"source", env.Source, "duplicate", rc.Duplicate, "size", len(raw))
 	return rc, nil
+}
+
+func release(held []func()) {
+	for i := len(held) - 1; i >= 0; i-- {
+		held[i]()
+	}
 }
 
 // ensureCaughtUp makes the index hold every committed entry before a

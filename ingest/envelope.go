@@ -175,6 +175,27 @@ type Announcer interface {
 	Announce(ctx context.Context) (context.Context, func())
 }
 
+// AckWhenDurable marks ctx for an Archive call whose caller needs only the
+// acknowledgement, such as the SMTP receiver's 250: archive.Store may then
+// return the Receipt as soon as the delivery is durable, its objects
+// written and its ledger entry committed (invariant 1), while more
+// deliveries are on their way, and list it in the index a few milliseconds
+// later, in one transaction with the deliveries that follow. The index is
+// rebuilt from the ledger after a crash, so nothing acknowledged depends on
+// it. Without the mark, Archive returns once the index lists the delivery
+// too: a caller that archives and then reads finds what it archived.
+func AckWhenDurable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, ackWhenDurable{}, true)
+}
+
+// AcksWhenDurable reports whether ctx carries AckWhenDurable's mark.
+func AcksWhenDurable(ctx context.Context) bool {
+	v, _ := ctx.Value(ackWhenDurable{}).(bool)
+	return v
+}
+
+type ackWhenDurable struct{}
+
 // ErrRefused wraps permanent refusals from an Archiver: retrying the same
 // message will fail the same way.
 var ErrRefused = errors.New("ingest: message refused")

@@ -387,6 +387,21 @@ type Batch struct {
 	State ledger.State
 }
 
+// Append adds o's rows to b's (for one transaction of several batches);
+// b's State is left as it is.
+func (b *Batch) Append(o *Batch) {
+	b.Entries = append(b.Entries, o.Entries...)
+	b.Messages = append(b.Messages, o.Messages...)
+	b.Deliveries = append(b.Deliveries, o.Deliveries...)
+	b.Gone = append(b.Gone, o.Gone...)
+	if len(o.Tokens) > 0 && b.Tokens == nil {
+		b.Tokens = make(map[uint64]string, len(o.Tokens))
+	}
+	for seq, t := range o.Tokens {
+		b.Tokens[seq] = t
+	}
+}
+
 // Gone is a message taken out of the archive: its row keeps only what
 // verify needs (seq, object names and hashes, state); everything that
 // could reveal or confirm its content goes (header, structure, SHA-256,
