@@ -187,7 +187,9 @@ func (s *session) Data(r io.Reader) error {
 	if a := s.ann.Load(); a != nil {
 		base = a.ctx // Archive withdraws the announcement once queued
 	}
-	ctx, cancel := context.WithTimeout(base, s.srv.opts.ArchiveTimeout)
+	// The 250 needs the message durable and its ledger entry committed,
+	// not yet listed in the index (ingest.AckWhenDurable).
+	ctx, cancel := context.WithTimeout(ingest.AckWhenDurable(base), s.srv.opts.ArchiveTimeout)
 	rc, err := s.srv.archiver.Archive(ctx, env, msg)
 	cancel()
 	latency := time.Since(received)
