@@ -30,6 +30,9 @@ type fakeArchiver struct {
 	hold    chan struct{} // when non-nil, Archive waits for it to be closed
 	entered chan struct{} // when non-nil, Archive signals entry (non-blocking)
 	calls   int
+	// ackWhenDurable records whether each call's context asked for the
+	// answer once durable (ingest.AckWhenDurable).
+	ackWhenDurable []bool
 }
 
 type stored struct {
@@ -41,6 +44,7 @@ type stored struct {
 func (f *fakeArchiver) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (ingest.Receipt, error) {
 	f.mu.Lock()
 	f.calls++
+	f.ackWhenDurable = append(f.ackWhenDurable, ingest.AcksWhenDurable(ctx))
 	hold, entered := f.hold, f.entered
 	f.mu.Unlock()
 	if entered != nil {

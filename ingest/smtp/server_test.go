@@ -342,3 +342,21 @@ func TestJournalReportOverSMTP(t *testing.T) {
 		t.Errorf("evidence %d bytes, meta %v", len(m.env.Evidence), m.env.Meta)
 	}
 }
+
+// The receiver asks the archive to answer once the message is durable
+// (ingest.AckWhenDurable), unless ack_indexed asks for the index too.
+func TestAckWhenDurableUnlessAckIndexed(t *testing.T) {
+	for _, indexed := range []bool{false, true} {
+		fa := &fakeArchiver{}
+		_, addr := startServer(t, Options{AckIndexed: indexed}, fa, Runtime{})
+		if err := smtp.SendMail(addr, nil, "a@example.com", []string{"b@example.com"}, []byte(message("ack", "x\r\n"))); err != nil {
+			t.Fatal(err)
+		}
+		fa.mu.Lock()
+		got := fa.ackWhenDurable
+		fa.mu.Unlock()
+		if len(got) != 1 || got[0] == indexed {
+			t.Errorf("ack_indexed %v: Archive contexts asking for the answer once durable: %v, want [%v]", indexed, got, !indexed)
+		}
+	}
+}

@@ -188,8 +188,12 @@ func (s *session) Data(r io.Reader) error {
 		base = a.ctx // Archive withdraws the announcement once queued
 	}
 	// The 250 needs the message durable and its ledger entry committed,
-	// not yet listed in the index (ingest.AckWhenDurable).
-	ctx, cancel := context.WithTimeout(ingest.AckWhenDurable(base), s.srv.opts.ArchiveTimeout)
+	// not yet listed in the index (ingest.AckWhenDurable), unless
+	// ack_indexed says otherwise.
+	if !s.srv.opts.AckIndexed {
+		base = ingest.AckWhenDurable(base)
+	}
+	ctx, cancel := context.WithTimeout(base, s.srv.opts.ArchiveTimeout)
 	rc, err := s.srv.archiver.Archive(ctx, env, msg)
 	cancel()
 	latency := time.Since(received)
