@@ -42,6 +42,24 @@ func holdIndex(t *testing.T) (free func()) {
 	return free
 }
 
+// underLoad opens a harness whose group commits never wait (CommitWait
+// -1) with one message announced and never sent for the whole test: to the
+// store, more deliveries are always on their way, as under SMTP load.
+func underLoad(t *testing.T, seed uint64, opts func(*Options)) (*harness, *gen.Generator, context.Context) {
+	t.Helper()
+	h := newHarness(t)
+	h.reopenOpts(func(o *Options) {
+		o.CommitWait = -1
+		if opts != nil {
+			opts(o)
+		}
+	})
+	ctx := context.Background()
+	_, withdraw := h.st.Announce(ctx)
+	t.Cleanup(withdraw)
+	return h, gen.New(seed), ctx
+}
+
 type archived struct {
 	rc  ingest.Receipt
 	err error
@@ -96,12 +114,7 @@ func (h *harness) waitIndexed(seq uint64, d time.Duration) {
 // writer that did not ask waits for the index. Once the index is free both
 // are listed, and the early one reads back.
 func TestAckWhenDurableAnswersBeforeTheIndex(t *testing.T) {
-	h := newHarness(t)
-	h.reopenOpts(func(o *Options) { o.CommitWait = -1 })
-	g := gen.New(21)
-	ctx := context.Background()
-	_, withdraw := h.st.Announce(ctx) // a message on its way: load
-	defer withdraw()
+	h, g, ctx := underLoad(t, 21, nil)
 
 	unlock := holdIndex(t)
 	m1, m2 := g.Next(3000).Raw, g.Next(3000).Raw
@@ -173,12 +186,7 @@ func TestAckWhenDurableAloneIsIndexed(t *testing.T) {
 // lists it: the second waits for the first to be indexed and becomes a
 // second delivery of the same message, never a second copy.
 func TestAckWhenDurableKeepsDuplicatesTogether(t *testing.T) {
-	h := newHarness(t)
-	h.reopenOpts(func(o *Options) { o.CommitWait = -1 })
-	g := gen.New(23)
-	ctx := context.Background()
-	_, withdraw := h.st.Announce(ctx)
-	defer withdraw()
+	h, g, ctx := underLoad(t, 23, nil)
 
 	raw := g.Next(3000).Raw
 	unlock := holdIndex(t)
@@ -205,12 +213,7 @@ func TestAckWhenDurableKeepsDuplicatesTogether(t *testing.T) {
 // here) commits as soon as no batch follows: the last message of a load is
 // listed within milliseconds, not at the end of the wait.
 func TestIndexWaitEndsWhenIdle(t *testing.T) {
-	h := newHarness(t)
-	h.reopenOpts(func(o *Options) { o.CommitWait = -1; o.IndexWait = time.Minute })
-	g := gen.New(24)
-	ctx := context.Background()
-	_, withdraw := h.st.Announce(ctx)
-	defer withdraw()
+	h, g, ctx := underLoad(t, 24, func(o *Options) { o.IndexWait = time.Minute })
 	var last ingest.Receipt
 	for i := 0; i < 5; i++ {
 		last = within(t, h.archiveAsync(ingest.AckWhenDurable(ctx), g.Next(1500).Raw), 5*time.Second, "writer")
@@ -221,12 +224,7 @@ func TestIndexWaitEndsWhenIdle(t *testing.T) {
 // Batches answered early while the index is held up are listed together
 // in one transaction once it goes on.
 func TestIndexRunsShareOneCommit(t *testing.T) {
-	h := newHarness(t)
-	h.reopenOpts(func(o *Options) { o.CommitWait = -1 })
-	g := gen.New(26)
-	ctx := context.Background()
-	_, withdraw := h.st.Announce(ctx)
-	defer withdraw()
+	h, g, ctx := underLoad(t, 26, nil)
 	before := h.st.Stats()
 	free := holdIndex(t)
 	var last ingest.Receipt
@@ -251,12 +249,7 @@ func TestIndexRunsShareOneCommit(t *testing.T) {
 // committed, so the answer stands; the next writer finds the index caught
 // up from the ledger, and the message reads back, listed once.
 func TestAckWhenDurableIndexFailure(t *testing.T) {
-	h := newHarness(t)
-	h.reopenOpts(func(o *Options) { o.CommitWait = -1 })
-	g := gen.New(25)
-	ctx := context.Background()
-	_, withdraw := h.st.Announce(ctx)
-	defer withdraw()
+	h, g, ctx := underLoad(t, 25, nil)
 	db := h.st.Index().DB()
 	if _, err := db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'injected index failure'); END`); err != nil {
 		t.Fatal(err)
