@@ -26,10 +26,11 @@ func (h *harness) reopenOpts(fn func(*Options)) {
 	h.st = st
 }
 
-// holdIndex makes the index stage stop before it writes the next batches
+// holdIndex makes h's index stage stop before it writes the next batches
 // it gathered, as a slow index would, until the returned function is
-// called (at the latest at cleanup).
-func holdIndex(t *testing.T) (free func()) {
+// called (at the latest at cleanup, which closes the store before it
+// removes the hook).
+func holdIndex(t *testing.T, h *harness) (free func()) {
 	t.Helper()
 	gate := make(chan struct{})
 	var once sync.Once
@@ -37,6 +38,7 @@ func holdIndex(t *testing.T) (free func()) {
 	testHookIndexGathered = func() { <-gate }
 	t.Cleanup(func() {
 		free()
+		h.st.Close()
 		testHookIndexGathered = nil
 	})
 	return free
@@ -116,7 +118,7 @@ func (h *harness) waitIndexed(seq uint64, d time.Duration) {
 func TestAckWhenDurableAnswersBeforeTheIndex(t *testing.T) {
 	h, g, ctx := underLoad(t, 21, nil)
 
-	unlock := holdIndex(t)
+	unlock := holdIndex(t, h)
 	m1, m2 := g.Next(3000).Raw, g.Next(3000).Raw
 	early := within(t, h.archiveAsync(ingest.AckWhenDurable(ctx), m1), 5*time.Second, "AckWhenDurable writer")
 	if head := h.st.Index().Head(); head >= int64(early.Seq) {
@@ -189,7 +191,7 @@ func TestAckWhenDurableKeepsDuplicatesTogether(t *testing.T) {
 	h, g, ctx := underLoad(t, 23, nil)
 
 	raw := g.Next(3000).Raw
-	unlock := holdIndex(t)
+	unlock := holdIndex(t, h)
 	first := within(t, h.archiveAsync(ingest.AckWhenDurable(ctx), raw), 5*time.Second, "first copy")
 	second := h.archiveAsync(ingest.AckWhenDurable(ctx), raw)
 	notWithin(t, second, 300*time.Millisecond, "second copy")
@@ -226,7 +228,7 @@ func TestIndexWaitEndsWhenIdle(t *testing.T) {
 func TestIndexRunsShareOneCommit(t *testing.T) {
 	h, g, ctx := underLoad(t, 26, nil)
 	before := h.st.Stats()
-	free := holdIndex(t)
+	free := holdIndex(t, h)
 	var last ingest.Receipt
 	for i := 0; i < 6; i++ {
 		last = within(t, h.archiveAsync(ingest.AckWhenDurable(ctx), g.Next(1500).Raw), 5*time.Second, "writer")

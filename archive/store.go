@@ -59,11 +59,11 @@ type Options struct {
 	// announced a message (Announce) before it commits without them.
 	// Default 1 ms; negative: never wait.
 	CommitWait time.Duration
-	// IndexWait bounds how long the index stage holds a transaction open
-	// for the group commits that follow one whose writers were answered
-	// before it was indexed (ingest.AckWhenDurable, under load): they are
-	// indexed together, in one commit; it commits at once when nothing
-	// more is on its way. Default 20 ms; negative: never wait.
+	// IndexWait bounds how long the index stage gathers, in memory, the
+	// group commits that follow one whose writers were answered before it
+	// was indexed (ingest.AckWhenDurable, under load), to write them all in
+	// one transaction; it stops gathering 5 ms after the last one, when
+	// nothing more is on its way. Default 20 ms; negative: never gather.
 	IndexWait time.Duration
 	// Logger for per-message lines; default slog.Default().
 	Logger *slog.Logger
