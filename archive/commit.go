@@ -153,7 +153,6 @@ type indexed struct {
 	b       *index.Batch
 	first   uint64
 	last    uint64
-	hasText bool
 	// answered: every writer of the batch is answered once its segment is
 	// written (ingest.AckWhenDurable, under load); none waits for the index.
 	answered bool
@@ -231,9 +230,8 @@ func (s *Store) commit(batch []*pending) {
 			b.Deliveries = append(b.Deliveries, p.delivery)
 		}
 	}
-	// The index stage writes the batch's rows while the segment is made
-	// durable here, and commits them only once it is (ib.segment).
-	// Writers that asked for it (ingest.AckWhenDurable) are answered once
+	// The index stage commits the batch's rows only once the segment is
+	// durable (ib.segment). Writers that asked for it (ingest.AckWhenDurable) are answered once
 	// the segment is written when more deliveries are on their way (or an
 	// index transaction gathers batches): the index stage then lists this
 	// batch with the ones that follow, in one transaction. A writer on its
@@ -245,7 +243,7 @@ func (s *Store) commit(batch []*pending) {
 		answered = answered && p.durable != nil
 	}
 	ib := &indexed{batch: batch, b: b, first: entries[0].Seq, last: entries[len(entries)-1].Seq,
-		hasText: len(b.Tokens) > 0, answered: answered, segment: make(chan segmentResult, 1)}
+		answered: answered, segment: make(chan segmentResult, 1)}
 	s.indexWG.Add(1)
 	s.indexQ <- ib
 	st, err := s.log.Write(ctx, seg)
@@ -329,7 +327,7 @@ func (s *Store) indexRun(ib *indexed) int {
 		// early too (commit) and gathered into the next run.
 		s.indexOpen.Store(true)
 		defer s.indexOpen.Store(false)
-		seg, taken = s.gather(ib, seg, &run)
+		run, seg, taken = s.gather(ib, seg)
 		if testHookIndexGathered != nil {
 			testHookIndexGathered()
 		}
@@ -350,10 +348,8 @@ func (s *Store) indexRun(ib *indexed) int {
 		return taken
 	}
 	s.stats.indexCommits.Add(1)
-	hasText := false
-	for _, r := range run {
-		hasText = hasText || r.hasText
-	}
+	// The gathered batches' tokens are in ib.b now.
+	hasText := len(ib.b.Tokens) > 0
 	if hasText {
 		// Before the writers are answered: a FlushSearch they make next
 		// must see that there is text to index.
@@ -382,12 +378,14 @@ var testHookIndexGathered func()
 // segments written, while they are answered batches too, for up to
 // IndexWait or until nothing more is on its way (indexKick), at most
 // MaxBatch deliveries. A batch whose writers wait ends the run: it joins
-// it and is committed at once. seg is ib's segment result; gather returns
-// the last one taken and how many batches it took from indexQ.
-func (s *Store) gather(ib *indexed, seg segmentResult, run *[]*indexed) (segmentResult, int) {
-	taken := 1
+// it and is committed at once. seg is ib's segment result. gather returns
+// the batches whose rows ib.b now holds (ib first), the last one's segment
+// result, and how many batches it took from indexQ (a batch whose segment
+// failed is finished here and left out).
+func (s *Store) gather(ib *indexed, seg segmentResult) ([]*indexed, segmentResult, int) {
+	run, taken := []*indexed{ib}, 1
 	if s.opts.IndexWait <= 0 {
-		return seg, taken
+		return run, seg, taken
 	}
 	timer := time.NewTimer(s.opts.IndexWait)
 	defer timer.Stop()
@@ -405,14 +403,14 @@ func (s *Store) gather(ib *indexed, seg segmentResult, run *[]*indexed) (segment
 			break
 		}
 		ib.b.Append(next.b)
-		*run = append(*run, next)
+		run = append(run, next)
 		seg = nseg
 		entries += len(next.batch)
 		if !next.answered {
 			break
 		}
 	}
-	return seg, taken
+	return run, seg, taken
 }
 
 // nextIndexed returns the next batch for the index stage, or nil once
