@@ -247,7 +247,17 @@ func (s *Store) commit(batch []*pending) {
 	s.indexWG.Add(1)
 	s.indexQ <- ib
 	st, err := s.log.Write(ctx, seg)
-	if err == nil && early {
+	if err != nil {
+		// A segment write that reported failure may have landed after all
+		// (an S3 PUT whose answer was lost, or that completes after its
+		// timeout), and a taken segment name says one did. Either way the
+		// ledger must be re-read from the store before the next lookup or
+		// commit relies on the index: its entries then count, at worst as
+		// one more delivery of bytes a sender retries. Set before the
+		// writers hear of the failure, so that a retry catches up first
+		// instead of reaching a commit that refuses it.
+		s.behind.Store(true)
+	} else if early {
 		for _, p := range batch {
 			if p.durable != nil {
 				close(p.durable)
@@ -256,13 +266,6 @@ func (s *Store) commit(batch []*pending) {
 	}
 	ib.segment <- segmentResult{st, err}
 	if err != nil {
-		// A segment write that reported failure may have landed after all
-		// (an S3 PUT whose answer was lost, or that completes after its
-		// timeout), and a taken segment name says one did. Either way the
-		// ledger must be re-read from the store before the next lookup or
-		// commit relies on the index: its entries then count, at worst as
-		// one more delivery of bytes a sender retries.
-		s.behind.Store(true)
 		return
 	}
 	if st.Size-s.ckptSize.Load() >= s.opts.CheckpointEvery {
