@@ -3,10 +3,13 @@ package archive
 import (
 	"bytes"
 	"context"
+	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
 )
@@ -279,4 +282,52 @@ func TestAckWhenDurableIndexFailure(t *testing.T) {
 	if rep := h.verify(true); !rep.OK() {
 		t.Fatalf("verify: %v", rep.Problems)
 	}
+}
+
+// hangingStore holds ledger segment writes while hang is set, as an S3
+// store that stopped answering would until its timeout.
+type hangingStore struct {
+	objstore.Store
+	mu   sync.Mutex
+	hang chan struct{}
+}
+
+func (s *hangingStore) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	s.mu.Lock()
+	hang := s.hang
+	s.mu.Unlock()
+	if hang != nil && strings.HasPrefix(key, "ledger/") {
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.Store.Put(ctx, key, r, size)
+}
+
+// A message answered once durable is listed within IndexWait even when
+// the next group commit's segment write hangs (a store gone quiet): the
+// index does not wait for a segment the batches it gathered do not need.
+func TestIndexDoesNotWaitForAHangingSegment(t *testing.T) {
+	hs := &hangingStore{}
+	h, g, ctx := underLoad(t, 27, func(o *Options) {
+		hs.Store = o.Objects
+		o.Objects = hs
+		o.IndexWait = 300 * time.Millisecond
+	})
+	first := within(t, h.archiveAsync(ingest.AckWhenDurable(ctx), g.Next(2000).Raw), 5*time.Second, "first message")
+	hang := make(chan struct{})
+	var once sync.Once
+	answer := func() { once.Do(func() { close(hang) }) }
+	t.Cleanup(answer) // registered after the harness's: runs before the store closes
+	hs.mu.Lock()
+	hs.hang = hang
+	hs.mu.Unlock()
+	second := h.archiveAsync(ingest.AckWhenDurable(ctx), g.Next(2000).Raw)
+	h.waitIndexed(first.Seq, 2*time.Second)
+	notWithin(t, second, 100*time.Millisecond, "message whose segment write hangs")
+	answer()
+	rc := within(t, second, 5*time.Second, "message after the store answers again")
+	h.waitIndexed(rc.Seq, 5*time.Second)
 }

@@ -280,13 +280,18 @@ func (s *Store) commit(batch []*pending) {
 func (s *Store) indexLoop() {
 	defer close(s.indexDone)
 	for ib := range s.indexQ {
-		for range s.indexRun(ib) {
-			s.indexWG.Done()
+		for ib != nil {
+			var done int
+			done, ib = s.indexRun(ib)
+			for range done {
+				s.indexWG.Done()
+			}
 		}
 	}
 }
 
-// indexRun indexes ib and returns how many batches it took from indexQ.
+// indexRun indexes ib and returns how many batches it finished, and a
+// batch it took from indexQ and did not index (carry: indexLoop's next).
 // A batch whose writers wait for the index has its rows written while its
 // segment is made durable, and committed once it is. A batch whose writers
 // were answered already (commit answers them once durable under load) is
@@ -294,16 +299,16 @@ func (s *Store) indexLoop() {
 // and all are written in one transaction: one index commit then serves
 // several group commits, with a fraction of their index pages written, and
 // the index's write lock is not held while batches are gathered.
-func (s *Store) indexRun(ib *indexed) int {
+func (s *Store) indexRun(ib *indexed) (int, *indexed) {
 	// After a failed index commit, later batches must not be indexed
 	// either (the index would skip entries): they wait for the catch-up.
 	if s.behind.Load() {
 		if seg := <-ib.segment; seg.err != nil {
 			finish(ib.batch, fmt.Errorf("archive: commit: %w", seg.err))
-			return 1
+			return 1, nil
 		}
 		finish(ib.batch, fmt.Errorf("archive: index unavailable (ledger entries %d-%d are committed; the index will catch up)", ib.first, ib.last))
-		return 1
+		return 1, nil
 	}
 	t0 := time.Now()
 	defer func() { s.stats.stageB.Add(int64(time.Since(t0))) }()
@@ -322,15 +327,16 @@ func (s *Store) indexRun(ib *indexed) int {
 			w.Rollback()
 		}
 		finish(ib.batch, fmt.Errorf("archive: commit: %w", seg.err))
-		return 1
+		return 1, nil
 	}
 	run, taken := []*indexed{ib}, 1
+	var carry *indexed
 	if ib.answered {
 		// Until this run is committed, the batches that come are answered
 		// early too (commit) and gathered into the next run.
 		s.indexOpen.Store(true)
 		defer s.indexOpen.Store(false)
-		run, seg, taken = s.gather(ib, seg)
+		run, seg, taken, carry = s.gather(ib, seg)
 		if testHookIndexGathered != nil {
 			testHookIndexGathered()
 		}
@@ -348,7 +354,7 @@ func (s *Store) indexRun(ib *indexed) int {
 		for _, r := range run {
 			finish(r.batch, fmt.Errorf("archive: index: %w (ledger entries %d-%d are committed; the index will catch up)", err, first, last))
 		}
-		return taken
+		return taken, carry
 	}
 	s.stats.indexCommits.Add(1)
 	// The gathered batches' tokens are in ib.b now.
@@ -370,7 +376,7 @@ func (s *Store) indexRun(ib *indexed) int {
 		default:
 		}
 	}
-	return taken
+	return taken, carry
 }
 
 // testHookIndexGathered, if set (by tests), runs once an index run has
@@ -383,12 +389,15 @@ var testHookIndexGathered func()
 // MaxBatch deliveries. A batch whose writers wait ends the run: it joins
 // it and is committed at once. seg is ib's segment result. gather returns
 // the batches whose rows ib.b now holds (ib first), the last one's segment
-// result, and how many batches it took from indexQ (a batch whose segment
-// failed is finished here and left out).
-func (s *Store) gather(ib *indexed, seg segmentResult) ([]*indexed, segmentResult, int) {
+// result, how many batches it finished (a batch whose segment failed is
+// finished here and left out), and the batch it took whose segment was
+// still being written when IndexWait ran out (carry), if any: a segment
+// write can last as long as the store's timeout, and the batches gathered
+// so far were answered already, so they are listed without waiting for it.
+func (s *Store) gather(ib *indexed, seg segmentResult) ([]*indexed, segmentResult, int, *indexed) {
 	run, taken := []*indexed{ib}, 1
 	if s.opts.IndexWait <= 0 {
-		return run, seg, taken
+		return run, seg, taken, nil
 	}
 	timer := time.NewTimer(s.opts.IndexWait)
 	defer timer.Stop()
@@ -397,10 +406,15 @@ func (s *Store) gather(ib *indexed, seg segmentResult) ([]*indexed, segmentResul
 		if next == nil {
 			break
 		}
+		var nseg segmentResult
+		select {
+		case nseg = <-next.segment:
+		case <-timer.C:
+			return run, seg, taken, next
+		}
 		taken++
 		// A batch whose segment failed has no committed entries: its rows
 		// stay out.
-		nseg := <-next.segment
 		if nseg.err != nil {
 			finish(next.batch, fmt.Errorf("archive: commit: %w", nseg.err))
 			break
@@ -413,7 +427,7 @@ func (s *Store) gather(ib *indexed, seg segmentResult) ([]*indexed, segmentResul
 			break
 		}
 	}
-	return run, seg, taken
+	return run, seg, taken, nil
 }
 
 // nextIndexed returns the next batch for the index stage, or nil once
