@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ends returns the active volume's record end and zero-filled end.
@@ -55,11 +57,29 @@ func copyDir(t *testing.T, s *Store, dir string) string {
 	return dst
 }
 
+// fillDir is a temporary folder on a file system where the filler runs.
+func fillDir(t *testing.T) string {
+	t.Helper()
+	for _, parent := range []string{"", "."} {
+		dir, err := os.MkdirTemp(parent, "fill")
+		if err != nil {
+			continue
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		os.MkdirAll(filepath.Join(dir, "volumes"), 0o700)
+		if fillPays(filepath.Join(dir, "volumes")) {
+			return dir
+		}
+	}
+	t.Skip("no disk file system here: the filler runs on none")
+	return ""
+}
+
 // The filler keeps flushed zeros past the last record, further as appends
 // run through them; a crash leaves them and Open cuts them with nothing
 // lost; Close cuts them itself.
 func TestZerosAheadOfTheEnd(t *testing.T) {
-	dir := t.TempDir()
+	dir := fillDir(t)
 	s := open(t, dir)
 	value := strings.Repeat("v", 8<<10)
 	n := 0
@@ -125,7 +145,7 @@ func TestRotatedVolumesEndWithTheirRecords(t *testing.T) {
 	old := MaxVolume
 	MaxVolume = 64 << 10
 	defer func() { MaxVolume = old }()
-	dir := t.TempDir()
+	dir := fillDir(t)
 	s := open(t, dir)
 	value := strings.Repeat("r", 8<<10)
 	n := 0
@@ -154,5 +174,27 @@ func TestRotatedVolumesEndWithTheirRecords(t *testing.T) {
 		if got := get(t, c, fmt.Sprintf("r/%03d", i)); len(got) != len(value) {
 			t.Fatalf("after the crash r/%03d has %d bytes", i, len(got))
 		}
+	}
+}
+
+// In memory a flush costs nothing, so no zeros are written there.
+func TestNoZerosInMemory(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || uint32(st.Type) != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "fill")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer os.RemoveAll(dir)
+	s := open(t, dir)
+	for i := range 20 {
+		put(t, s, fmt.Sprintf("m/%d", i), strings.Repeat("m", 8<<10))
+	}
+	time.Sleep(50 * time.Millisecond)
+	end, filled := ends(s)
+	if filled != 0 || fileSize(t, volumeFiles(t, dir)[0]) != end {
+		t.Fatalf("zeros written on tmpfs: records end at %d, filled %d", end, filled)
 	}
 }

@@ -244,9 +244,11 @@ func Open(dir string) (*Store, error) {
 	s.loadKnown()
 	s.mapKick, s.mapStop, s.mapDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	go s.mapLoop(mapEvery)
-	s.ahead = fillMin
-	s.fillKick, s.fillStop, s.fillDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	go s.fillLoop()
+	if fillPays(filepath.Join(s.dir, "volumes")) {
+		s.ahead = fillMin
+		s.fillKick, s.fillStop, s.fillDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		go s.fillLoop()
+	}
 	return s, nil
 }
 
@@ -1481,6 +1483,23 @@ const (
 )
 
 var zeros [fillPiece]byte
+
+// fillPays says whether zeros ahead spare the flushes any work on dir's file
+// system: not on copy-on-write ones (btrfs, ZFS), which allocate anew at
+// every write, nor in memory (tmpfs, ramfs), where a flush costs nothing.
+func fillPays(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return true
+	}
+	switch uint32(st.Type) {
+	case unix.BTRFS_SUPER_MAGIC, zfsSuperMagic, unix.TMPFS_MAGIC, unix.RAMFS_MAGIC:
+		return false
+	}
+	return true
+}
+
+const zfsSuperMagic = 0x2fc12fc1 // OpenZFS's statfs f_type; not in x/sys
 
 func (s *Store) fillLoop() {
 	defer close(s.fillDone)
