@@ -136,6 +136,10 @@ func expect(t *testing.T, rep *VerifyReport, kind string, seq int64) {
 }
 
 func TestTamperBattery(t *testing.T) {
+	// Windows of 5 entries: every case crosses their edges.
+	old := indexWindowSize
+	indexWindowSize = 5
+	defer func() { indexWindowSize = old }()
 	cases := []struct {
 		name   string
 		tamper func(t *testing.T, h *harness, seqs []uint64) (kind string, seq int64)
@@ -268,6 +272,17 @@ func TestTamperBattery(t *testing.T) {
 				t.Fatal(err)
 			}
 			return ProblemIndexMissing, int64(seqs[1])
+		}},
+		{"index message row deleted", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
+			db, err := sql.Open("sqlite3", h.dir+"/index.db")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`DELETE FROM messages WHERE seq = ?`, seqs[20]); err != nil {
+				t.Fatal(err)
+			}
+			return ProblemIndexMissing, int64(seqs[20])
 		}},
 	}
 	for _, c := range cases {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -163,6 +164,50 @@ func (ix *Index) EachEntry(ctx context.Context, fn func(seq uint64, line []byte)
 		if err := fn(uint64(seq), line); err != nil {
 			return err
 		}
+	}
+	return rows.Err()
+}
+
+// EntriesIn calls fn for every ledger line the index holds with a seq in
+// [from, to), in seq order: one query for a range that Entry would look up
+// one by one.
+func (ix *Index) EntriesIn(ctx context.Context, from, to uint64, fn func(seq uint64, line []byte)) error {
+	if from >= to || from > math.MaxInt64 {
+		return nil
+	}
+	rows, err := ix.db.QueryContext(ctx, `SELECT seq, line FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq`, int64(from), int64(min(to, math.MaxInt64)))
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var line []byte
+		if err := rows.Scan(&seq, &line); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		fn(uint64(seq), line)
+	}
+	return rows.Err()
+}
+
+// MessagesIn calls fn for every message row with a seq in [from, to), in
+// seq order (without checking MACs: see EachMessage).
+func (ix *Index) MessagesIn(ctx context.Context, from, to uint64, fn func(m *MessageRow)) error {
+	if from >= to || from > math.MaxInt64 {
+		return nil
+	}
+	rows, err := ix.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE seq >= ? AND seq < ? ORDER BY seq`, int64(from), int64(min(to, math.MaxInt64)))
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, _, err := scanMessage(rows)
+		if err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
+		fn(m)
 	}
 	return rows.Err()
 }
