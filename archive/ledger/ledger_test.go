@@ -153,3 +153,57 @@ func FuzzParseCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// Segment signatures are checked ahead of the loop that parses them, on
+// other cores: each failure is still named by its own segment, and only
+// those fail.
+func TestVerifyNamesEachSegmentWhoseSignatureFails(t *testing.T) {
+	ctx := context.Background()
+	objs, s, v := newLog(t)
+	lg, err := Open(ctx, objs, "l", s, v, State{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var firsts []uint64
+	for b := 0; b < 40; b++ {
+		firsts = append(firsts, lg.Size())
+		if _, _, err := lg.Append(ctx, []*Entry{event(b), event(b + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same text signed with another key, in three segments.
+	okey, _, _ := note.GenerateKey(nil, "example.com/log")
+	other, _ := note.NewSigner(okey)
+	forged := map[string]bool{}
+	for _, i := range []int{3, 17, 38} {
+		key := SegmentKey("l", firsts[i])
+		path := filepath.Join(objs.Dir(), key)
+		msg, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := splitNote(msg)
+		signed, err := note.Sign(&note.Note{Text: string(text)}, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, signed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		forged[key] = true
+	}
+	var problems []Problem
+	res, err := Verify(ctx, objs, "l", v, nil, func(p Problem) { problems = append(problems, p) })
+	if err != nil || res.Size != 80 {
+		t.Fatalf("verify: size %d, %v", res.Size, err)
+	}
+	for _, p := range problems {
+		if p.Kind != ProblemSegmentSignature || !forged[p.Key] {
+			t.Errorf("unexpected problem %v", p)
+		}
+		delete(forged, p.Key)
+	}
+	if len(forged) > 0 {
+		t.Fatalf("forged segments not reported: %v", forged)
+	}
+}
