@@ -86,6 +86,17 @@ func (e *Entry) Marshal() ([]byte, error) {
 // line that does not re-encode to the same bytes are errors, so that no two
 // lines can mean the same entry.
 func ParseEntry(line []byte) (*Entry, error) {
+	if e, ok := parseCanonical(line); ok && e.V == Version {
+		if again, err := e.Marshal(); err == nil && bytes.Equal(again, line) {
+			return e, nil
+		}
+	}
+	return parseStrict(line)
+}
+
+// parseStrict is ParseEntry with encoding/json, for every line
+// parseCanonical does not take (and the errors of those that fail).
+func parseStrict(line []byte) (*Entry, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	var e Entry

@@ -1,11 +1,15 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -206,4 +210,51 @@ func TestVerifyNamesEachSegmentWhoseSignatureFails(t *testing.T) {
 	if len(forged) > 0 {
 		t.Fatalf("forged segments not reported: %v", forged)
 	}
+}
+
+// parseCanonical is a fast path: whatever it returns for a line that
+// re-encodes to itself, encoding/json returns too, and it takes every
+// canonical line without escapes.
+func FuzzParseCanonical(f *testing.F) {
+	ref := uint64(7)
+	at := time.Date(2026, 11, 27, 15, 4, 5, 123456789, time.UTC)
+	for _, e := range []*Entry{
+		{V: Version, Seq: 12, Kind: KindMessage, Time: at, Prev: strings.Repeat("ab", 32),
+			Message:  &Message{Content: strings.Repeat("cd", 32), Size: 10240, Object: "messages/ab/cd/x-1", ObjectSHA256: strings.Repeat("ef", 32), ObjectSize: 10300, KeyObject: "keys/ab/cd/x-1"},
+			Delivery: &Delivery{Envelope: "QUJD", EnvelopeCommit: strings.Repeat("01", 32)}},
+		{V: Version, Seq: 13, Kind: KindDelivery, Time: at, Prev: strings.Repeat("ab", 32), Ref: &ref,
+			Delivery: &Delivery{Envelope: "QUJD", EnvelopeCommit: "c", Evidence: "evidence/x", EvidenceSHA256: "d"}},
+		{V: Version, Seq: 14, Kind: KindErase, Time: at.In(time.FixedZone("x", 3600)), Prev: strings.Repeat("ab", 32), Ref: &ref,
+			Event: &Event{Type: "erase", Fields: map[string]string{"at": "now", "reason": "gdpr <art. 17>"}}},
+		{V: Version, Kind: KindEvent, Event: &Event{Type: "hold"}},
+	} {
+		l, err := e.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(l)
+	}
+	f.Add([]byte(`{"v":1,"seq":01,"kind":"event","time":"2026-01-01T00:00:00Z","prev":"","event":{"type":"x"}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		strict, serr := parseStrict(line)
+		fast, ok := parseCanonical(line)
+		if ok && fast.V == Version {
+			if again, err := fast.Marshal(); err == nil && bytes.Equal(again, line) {
+				if serr != nil {
+					t.Fatalf("fast path took %q, encoding/json refuses it: %v", line, serr)
+				}
+				if !reflect.DeepEqual(fast, strict) {
+					t.Fatalf("fast path and encoding/json differ on %q:\n%+v\n%+v", line, fast, strict)
+				}
+			}
+		}
+		if serr == nil && !bytes.Contains(line, []byte(`\`)) {
+			if !ok {
+				t.Fatalf("fast path refused the canonical line %q", line)
+			}
+			if again, err := fast.Marshal(); err != nil || !bytes.Equal(again, line) {
+				t.Fatalf("fast path misread the canonical line %q as %+v", line, fast)
+			}
+		}
+	})
 }
