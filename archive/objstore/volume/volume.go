@@ -26,6 +26,11 @@
 // Delete punches the object's data to zeros (crypto-shredding needs the
 // bytes gone, not just unlinked) and appends one.
 //
+// The volume being written may end in zeros past its last record: the
+// writer keeps them ahead of its appends (see fillPays). Zeros are not a
+// record ("CVR1" is missing): a reader of the volume stops there, Open cuts
+// them, and every other volume ends with its last record.
+//
 // Invariants: records are appended by one writer at a time, in order, so a
 // flush (fdatasync) makes every record before it durable. A Put returns nil
 // only after its record and every earlier one are flushed and the position
@@ -306,8 +311,9 @@ func (s *Store) Close() error {
 		s.mark = nil
 	}
 	if s.active != nil {
-		// A cleanly closed volume ends with its last record.
-		if err == nil && s.filled > s.actEnd {
+		// A cleanly closed volume ends with its last record (also after a
+		// fill that failed part way).
+		if st, serr := s.active.Stat(); err == nil && serr == nil && s.fillKick != nil && st.Size() > s.actEnd {
 			if terr := s.active.Truncate(s.actEnd); terr != nil {
 				err = fmt.Errorf("objstore/volume: close: %w", terr)
 			} else if serr := s.active.Sync(); serr != nil {
