@@ -196,7 +196,7 @@ type Index struct {
 	bySHA       *sql.Stmt
 	byKey       *sql.Stmt
 	message     *sql.Stmt
-	entry       *sql.Stmt   // verify looks up every entry
+	entry       *sql.Stmt   // an entry by seq (export proofs)
 	commitStmts []*sql.Stmt // commitSQL, in order
 }
 
