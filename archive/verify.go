@@ -308,9 +308,9 @@ func (w *indexWindow) at(ctx context.Context, seq uint64) error {
 	w.from, w.to = seq, seq+min(indexWindowSize, math.MaxUint64-seq)
 	w.lines = make(map[uint64][]byte, indexWindowSize)
 	w.msgs = make(map[uint64]*index.MessageRow, indexWindowSize)
-	w.err = w.ix.EntriesIn(ctx, w.from, w.to, func(seq uint64, line []byte) { w.lines[seq] = line })
+	w.err = w.ix.EntriesIn(ctx, w.from, w.to, func(seq uint64, line []byte) error { w.lines[seq] = line; return nil })
 	if w.err == nil {
-		w.err = w.ix.MessagesIn(ctx, w.from, w.to, func(m *index.MessageRow) { w.msgs[m.Seq] = m })
+		w.err = w.ix.MessagesIn(ctx, w.from, w.to, func(m *index.MessageRow) error { w.msgs[m.Seq] = m; return nil })
 	}
 	return w.err
 }

@@ -107,7 +107,14 @@ func (ix *Index) MessageOfEntry(ctx context.Context, seq uint64) (uint64, error)
 // EachMessage calls fn for every message row in seq order, with whether its
 // MAC verifies. Rows are streamed, not held.
 func (ix *Index) EachMessage(ctx context.Context, fn func(m *MessageRow, macOK bool) error) error {
-	rows, err := ix.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages ORDER BY seq`)
+	return ix.messages(ctx, func(m *MessageRow, mac []byte) error {
+		return fn(m, hmacEqual(mac, ix.messageMAC(m)))
+	}, `SELECT `+messageColumns+` FROM messages ORDER BY seq`)
+}
+
+// messages calls fn for each message row query returns, with its MAC.
+func (ix *Index) messages(ctx context.Context, fn func(m *MessageRow, mac []byte) error, query string, args ...any) error {
+	rows, err := ix.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
@@ -117,8 +124,7 @@ func (ix *Index) EachMessage(ctx context.Context, fn func(m *MessageRow, macOK b
 		if err != nil {
 			return fmt.Errorf("index: %w", err)
 		}
-		ok := hmacEqual(mac, ix.messageMAC(m))
-		if err := fn(m, ok); err != nil {
+		if err := fn(m, mac); err != nil {
 			return err
 		}
 	}
@@ -150,7 +156,12 @@ func (ix *Index) EachDelivery(ctx context.Context, fn func(d *DeliveryRow, macOK
 
 // EachEntry calls fn for every ledger line in the index, in seq order.
 func (ix *Index) EachEntry(ctx context.Context, fn func(seq uint64, line []byte) error) error {
-	rows, err := ix.db.QueryContext(ctx, `SELECT seq, line FROM entries ORDER BY seq`)
+	return ix.entries(ctx, fn, `SELECT seq, line FROM entries ORDER BY seq`)
+}
+
+// entries calls fn for each (seq, line) query returns.
+func (ix *Index) entries(ctx context.Context, fn func(seq uint64, line []byte) error, query string, args ...any) error {
+	rows, err := ix.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
@@ -171,45 +182,21 @@ func (ix *Index) EachEntry(ctx context.Context, fn func(seq uint64, line []byte)
 // EntriesIn calls fn for every ledger line the index holds with a seq in
 // [from, to), in seq order: one query for a range that Entry would look up
 // one by one.
-func (ix *Index) EntriesIn(ctx context.Context, from, to uint64, fn func(seq uint64, line []byte)) error {
+func (ix *Index) EntriesIn(ctx context.Context, from, to uint64, fn func(seq uint64, line []byte) error) error {
 	if from >= to || from > math.MaxInt64 {
 		return nil
 	}
-	rows, err := ix.db.QueryContext(ctx, `SELECT seq, line FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq`, int64(from), int64(min(to, math.MaxInt64)))
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var seq int64
-		var line []byte
-		if err := rows.Scan(&seq, &line); err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
-		fn(uint64(seq), line)
-	}
-	return rows.Err()
+	return ix.entries(ctx, fn, `SELECT seq, line FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq`, int64(from), int64(min(to, math.MaxInt64)))
 }
 
 // MessagesIn calls fn for every message row with a seq in [from, to), in
 // seq order (without checking MACs: see EachMessage).
-func (ix *Index) MessagesIn(ctx context.Context, from, to uint64, fn func(m *MessageRow)) error {
+func (ix *Index) MessagesIn(ctx context.Context, from, to uint64, fn func(m *MessageRow) error) error {
 	if from >= to || from > math.MaxInt64 {
 		return nil
 	}
-	rows, err := ix.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE seq >= ? AND seq < ? ORDER BY seq`, int64(from), int64(min(to, math.MaxInt64)))
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		m, _, err := scanMessage(rows)
-		if err != nil {
-			return fmt.Errorf("index: %w", err)
-		}
-		fn(m)
-	}
-	return rows.Err()
+	return ix.messages(ctx, func(m *MessageRow, _ []byte) error { return fn(m) },
+		`SELECT `+messageColumns+` FROM messages WHERE seq >= ? AND seq < ? ORDER BY seq`, int64(from), int64(min(to, math.MaxInt64)))
 }
 
 // Entry returns the ledger line of seq.
