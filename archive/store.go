@@ -77,6 +77,10 @@ type Options struct {
 	// visible to index readers (retention sets their S3 Object Locks). It
 	// runs on the commit path: it must return at once (signal a worker).
 	OnIndexed func(last uint64)
+	// OwnObjects hands Objects over: Close closes it too (when it has a
+	// Close method), after the index. A volume store then flushes its map
+	// and ends its volume with its last record.
+	OwnObjects bool
 }
 
 // Store is the archive. Archive is safe for concurrent use.
@@ -303,7 +307,18 @@ func (s *Store) Close() error {
 		err = e
 	}
 	s.unlock()
+	if e := s.closeObjects(); e != nil && err == nil {
+		err = e
+	}
 	return err
+}
+
+// closeObjects closes the object store if the archive owns it.
+func (s *Store) closeObjects() error {
+	if c, ok := s.objs.(interface{ Close() error }); ok && s.opts.OwnObjects {
+		return c.Close()
+	}
+	return nil
 }
 
 // pending is one delivery waiting for its group commit.
@@ -735,5 +750,8 @@ func (s *Store) CloseWithoutCheckpoint() error {
 	}
 	err := s.index.Close()
 	s.unlock()
+	if e := s.closeObjects(); e != nil && err == nil {
+		err = e
+	}
 	return err
 }

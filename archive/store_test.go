@@ -578,3 +578,42 @@ func TestFlushSearchSeesWhatWasJustArchived(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// closeCounter is an object store whose Close is counted.
+type closeCounter struct {
+	*fs.Store
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// An archive closes the object store it was handed over (OwnObjects), once,
+// by either Close; never one it was only lent.
+func TestOwnObjects(t *testing.T) {
+	h := newHarness(t)
+	h.st.Close()
+	for _, own := range []bool{false, true} {
+		for _, withCheckpoint := range []bool{false, true} {
+			objs := &closeCounter{Store: h.objs}
+			opts := h.options()
+			opts.Objects, opts.OwnObjects = objs, own
+			st, err := Open(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if withCheckpoint {
+				err = st.Close()
+			} else {
+				err = st.CloseWithoutCheckpoint()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			if want := map[bool]int{false: 0, true: 1}[own]; objs.closed != want {
+				t.Errorf("own %v, checkpoint %v: object store closed %d times, want %d", own, withCheckpoint, objs.closed, want)
+			}
+		}
+	}
+	h.st = nil
+}

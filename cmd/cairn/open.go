@@ -160,8 +160,9 @@ func openArchive(ctx context.Context, cfg *Config, mode openMode) (*archive.Stor
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := openArchiveWith(ctx, cfg, objs, k, mode, nil)
+	st, err := openArchiveWithOwned(ctx, cfg, objs, k, mode, nil, true)
 	if err != nil {
+		closeObjects(objs)
 		return nil, nil, err
 	}
 	return st, k, nil
@@ -171,7 +172,14 @@ func openArchive(ctx context.Context, cfg *Config, mode openMode) (*archive.Stor
 // if set, receives every published checkpoint. Every disposal asks the
 // holds in retention.db first (invariant 7), whoever asks for it.
 func openArchiveWith(ctx context.Context, cfg *Config, objs objstore.Store, k *keys, mode openMode, onCkpt func(ledger.Checkpoint, []byte)) (*archive.Store, error) {
+	return openArchiveWithOwned(ctx, cfg, objs, k, mode, onCkpt, false)
+}
+
+// openArchiveWithOwned is openArchiveWith; own hands objs over to the
+// archive, whose Close then closes it.
+func openArchiveWithOwned(ctx context.Context, cfg *Config, objs objstore.Store, k *keys, mode openMode, onCkpt func(ledger.Checkpoint, []byte), own bool) (*archive.Store, error) {
 	return archive.Open(ctx, archive.Options{
+		OwnObjects:         own,
 		Holds:              retention.NewChecker(cfg.retentionDB(), cfg.indexDB(), k.ring.SearchKey()),
 		OnIndexed:          notifyIndexed,
 		Dir:                cfg.DataDir,

@@ -142,7 +142,8 @@ type retentionEnv struct {
 	m       *retention.Manager
 	alog    *audit.Log
 	caller  retention.Caller
-	busy    bool // cairn serve holds the archive
+	busy    bool           // cairn serve holds the archive
+	objs    objstore.Store // opened for this command: closed last
 }
 
 func (e *retentionEnv) close() {
@@ -158,6 +159,9 @@ func (e *retentionEnv) close() {
 		} else if err := e.archive.Close(); err != nil {
 			logger.Warn("archive not closed cleanly", "err", err)
 		}
+	}
+	if e.objs != nil {
+		closeObjects(e.objs)
 	}
 }
 
@@ -182,7 +186,7 @@ func openRetention(cmd *cobra.Command, mode retentionMode) (*retentionEnv, error
 	if err != nil {
 		return nil, err
 	}
-	env := &retentionEnv{cfg: cfg}
+	env := &retentionEnv{cfg: cfg, objs: objs}
 	env.caller.Actor, env.caller.Source = cliActor()
 	if mode == retentionRead {
 		env.archive, err = openArchiveWith(ctx, cfg, objs, k, readOnly, nil)
@@ -191,6 +195,7 @@ func openRetention(cmd *cobra.Command, mode retentionMode) (*retentionEnv, error
 		env.archive, err = openArchiveWith(ctx, cfg, objs, k, readWrite, nil)
 		if errors.Is(err, archive.ErrLocked) {
 			if mode == retentionWrite {
+				env.close()
 				return nil, errServeHoldsArchive
 			}
 			env.busy = true
@@ -198,6 +203,7 @@ func openRetention(cmd *cobra.Command, mode retentionMode) (*retentionEnv, error
 		}
 	}
 	if err != nil {
+		env.close()
 		return nil, err
 	}
 	env.alog, err = openAudit(cfg, objs, k, auditRecord)

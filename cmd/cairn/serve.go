@@ -119,6 +119,12 @@ first start, listeners on 127.0.0.1 only.`,
 			if cerr := alog.Close(); cerr != nil && err == nil {
 				err = cerr
 			}
+			// Last: the archive and the audit log both wrote to it.
+			if c, ok := objs.(interface{ Close() error }); ok {
+				if cerr := c.Close(); cerr != nil && err == nil {
+					err = cerr
+				}
+			}
 			return err
 		},
 	}

@@ -82,6 +82,7 @@ func TestSMTPSourceLoad(t *testing.T) {
 		}
 	}
 	in.stop()
+	checkVolumesEnd(t, in)
 	summary := in.verify()
 	if !strings.Contains(summary, fmt.Sprintf("%d entries, %d messages, %d deliveries", n, n, n)) {
 		t.Errorf("verify: %s", summary)

@@ -246,6 +246,27 @@ func (in *instance) stop() {
 	}
 }
 
+// checkVolumesEnd checks, after a clean stop, that serve closed its object
+// store: each volume file ends with its last record (encrypted bytes, a
+// CRC, a signed segment's text), not with the zeros a running writer keeps
+// ahead of its end.
+func checkVolumesEnd(t *testing.T, in *instance) {
+	t.Helper()
+	vols, _ := filepath.Glob(filepath.Join(in.data, "objects", "volumes", "*.vol"))
+	if len(vols) == 0 {
+		t.Fatal("no volume files")
+	}
+	for _, v := range vols {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tail := b[max(0, len(b)-64):]; bytes.Count(tail, []byte{0}) == len(tail) {
+			t.Errorf("%s (%d bytes) ends in zeros: serve did not close its object store", filepath.Base(v), len(b))
+		}
+	}
+}
+
 // kill9 kills cairn serve with SIGKILL and waits for it to be gone.
 func (in *instance) kill9() {
 	in.mu.Lock()
