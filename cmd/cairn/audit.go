@@ -173,6 +173,7 @@ edited, removed, reordered or inserted event. Exit status 1 on damage.`,
 			if err != nil {
 				return err
 			}
+			defer closeObjects(objs)
 			if !fileExists(cfg.auditDB()) {
 				return fmt.Errorf("%s does not exist: nothing has been audited yet", cfg.auditDB())
 			}
@@ -209,6 +210,7 @@ func withAuditRO(cmd *cobra.Command, fn func(context.Context, *audit.Log) error)
 	if err != nil {
 		return err
 	}
+	defer closeObjects(objs)
 	l, err := openAudit(cfg, objs, k, auditReadOnly)
 	if err != nil {
 		return err

@@ -31,6 +31,7 @@ the older identities, which the file keeps.`,
 			if err != nil {
 				return err
 			}
+			defer closeObjects(objs)
 			escrow, err := escrowRecipients(cfg)
 			if err != nil {
 				return err

@@ -208,14 +208,15 @@ func closeObjects(objs objstore.Store) {
 // openAuditedReader opens the archive read-only and the audit log to
 // record into, for the commands that read (cat, search): nothing is read
 // unless its access can be recorded. refusal ends the error when the audit
-// log does not open. done closes both.
+// log does not open. done closes both, and the object store.
 func openAuditedReader(ctx context.Context, cfg *Config, refusal string) (st *archive.Store, alog *audit.Log, done func(), err error) {
 	objs, k, err := openParts(ctx, cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	st, err = openArchiveWith(ctx, cfg, objs, k, readOnly, nil)
+	st, err = openArchiveWithOwned(ctx, cfg, objs, k, readOnly, nil, true)
 	if err != nil {
+		closeObjects(objs)
 		return nil, nil, nil, err
 	}
 	alog, err = openAudit(cfg, objs, k, auditRecord)

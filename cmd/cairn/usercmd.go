@@ -188,6 +188,7 @@ func withAccounts(cmd *cobra.Command, name, note string, change func(context.Con
 	if err != nil {
 		return err
 	}
+	defer closeObjects(objs)
 	alog, err := openAudit(cfg, objs, k, auditRecord)
 	if err != nil {
 		return fmt.Errorf("audit log: %w (account changes are audited, so nothing changed)", err)
