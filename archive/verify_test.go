@@ -252,36 +252,15 @@ func TestTamperBattery(t *testing.T) {
 			return ledger.ProblemCheckpointMissing, -1
 		}},
 		{"index row edited", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
-			db, err := sql.Open("sqlite3", h.dir+"/index.db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if _, err := db.Exec(`UPDATE messages SET subject = 'nothing to see' WHERE seq = ?`, seqs[2]); err != nil {
-				t.Fatal(err)
-			}
+			h.execIndex(`UPDATE messages SET subject = 'nothing to see' WHERE seq = ?`, seqs[2])
 			return ProblemIndexAltered, int64(seqs[2])
 		}},
 		{"index entry deleted", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
-			db, err := sql.Open("sqlite3", h.dir+"/index.db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if _, err := db.Exec(`DELETE FROM entries WHERE seq = ?`, seqs[1]); err != nil {
-				t.Fatal(err)
-			}
+			h.execIndex(`DELETE FROM entries WHERE seq = ?`, seqs[1])
 			return ProblemIndexMissing, int64(seqs[1])
 		}},
 		{"index message row deleted", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
-			db, err := sql.Open("sqlite3", h.dir+"/index.db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			if _, err := db.Exec(`DELETE FROM messages WHERE seq = ?`, seqs[20]); err != nil {
-				t.Fatal(err)
-			}
+			h.execIndex(`DELETE FROM messages WHERE seq = ?`, seqs[20])
 			return ProblemIndexMissing, int64(seqs[20])
 		}},
 	}
@@ -309,4 +288,17 @@ func TestFullVerifyFindsContentSwap(t *testing.T) {
 	h.rewrite(b.Message.Object, objA)
 	rep := h.verifyRO(true)
 	expect(t, rep, ProblemObjectReplaced, int64(seqs[1]))
+}
+
+// execIndex runs a statement on index.db behind the archive's back.
+func (h *harness) execIndex(query string, args ...any) {
+	h.t.Helper()
+	db, err := sql.Open("sqlite3", h.dir+"/index.db")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		h.t.Fatal(err)
+	}
 }
