@@ -189,36 +189,9 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, 
 	// Index rows the ledger does not hold, and rows whose MAC fails. With
 	// another process writing, entries it committed after the ledger was
 	// read are not extra.
-	err = s.index.EachEntry(ctx, func(seq uint64, line []byte) error {
-		if s.opts.ReadOnly && seq >= lres.Size {
-			return nil
-		}
-		if !seen.has(seq) {
-			problem(ledger.Problem{Seq: int64(seq), Kind: ProblemIndexExtra, Detail: "the index holds this entry but the ledger does not: it was removed from the ledger, or forged in the index"})
-		}
-		return nil
-	})
-	if err != nil {
-		return rep, err
-	}
-	err = s.index.EachMessage(ctx, func(m *index.MessageRow, macOK bool) error {
-		if !macOK {
-			problem(ledger.Problem{Seq: int64(m.Seq), Kind: ProblemIndexAltered, Detail: "the index row of this message was edited outside Cairn (its MAC does not verify); run `cairn reindex`"})
-		}
-		return nil
-	})
-	if err != nil {
-		return rep, err
-	}
-	err = s.index.EachDelivery(ctx, func(d *index.DeliveryRow, macOK bool) error {
-		if !macOK {
-			problem(ledger.Problem{Seq: int64(d.Seq), Kind: ProblemIndexAltered, Detail: "the index row of this delivery was edited outside Cairn (its MAC does not verify); run `cairn reindex`"})
-		}
-		return nil
-	})
-	if err != nil {
-		return rep, err
-	}
+	// They are read beside pass 2, on the core its workers leave.
+	scanned := make(chan error, 1)
+	go func() { scanned <- s.checkIndexRows(ctx, lres.Size, seen, problem) }()
 
 	// Pass 2: objects, in parallel.
 	type job struct {
@@ -263,6 +236,9 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, 
 	})
 	close(jobs)
 	wg.Wait()
+	if serr := <-scanned; err == nil {
+		err = serr
+	}
 	if err != nil {
 		return rep, err
 	}
@@ -284,6 +260,43 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, 
 	sortProblems(rep.Warnings)
 	sortProblems(rep.Disposed)
 	return rep, nil
+}
+
+// checkIndexRows reports index rows the ledger does not hold (entries at or
+// past ledgerSize are another writer's, when read-only) and rows whose MAC
+// fails.
+func (s *Store) checkIndexRows(ctx context.Context, ledgerSize uint64, seen *bitset, problem func(ledger.Problem)) error {
+	err := s.index.EachEntry(ctx, func(seq uint64, line []byte) error {
+		if s.opts.ReadOnly && seq >= ledgerSize {
+			return nil
+		}
+		if !seen.has(seq) {
+			problem(ledger.Problem{Seq: int64(seq), Kind: ProblemIndexExtra, Detail: "the index holds this entry but the ledger does not: it was removed from the ledger, or forged in the index"})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.index.EachMessage(ctx, func(m *index.MessageRow, macOK bool) error {
+		if !macOK {
+			problem(ledger.Problem{Seq: int64(m.Seq), Kind: ProblemIndexAltered, Detail: "the index row of this message was edited outside Cairn (its MAC does not verify); run `cairn reindex`"})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.index.EachDelivery(ctx, func(d *index.DeliveryRow, macOK bool) error {
+		if !macOK {
+			problem(ledger.Problem{Seq: int64(d.Seq), Kind: ProblemIndexAltered, Detail: "the index row of this delivery was edited outside Cairn (its MAC does not verify); run `cairn reindex`"})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return nil
 }
 
 // indexWindow holds the index's copies of a run of ledger entries, their

@@ -182,19 +182,12 @@ func TestTamperBattery(t *testing.T) {
 			return ProblemIndexAltered, int64(seqs[8])
 		}},
 		{"ledger entry deleted", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
-			key, lines, sig := h.segmentWith(seqs[9])
-			var keep [][]byte
-			for _, l := range lines {
-				if !bytes.Contains(l, []byte(fmt.Sprintf(`"seq":%d,`, seqs[9]))) {
-					keep = append(keep, l)
-				}
-			}
-			if len(keep) == 0 {
-				os.Remove(h.path(key))
-			} else {
-				h.rewrite(key, append(joinLines(keep), sig...))
-			}
+			h.deleteLedgerEntry(seqs[9])
 			return ledger.ProblemEntryMissing, -1
+		}},
+		{"ledger entry deleted, the index still lists it", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
+			h.deleteLedgerEntry(seqs[10])
+			return ProblemIndexExtra, int64(seqs[10])
 		}},
 		{"ledger segments reordered", func(t *testing.T, h *harness, seqs []uint64) (string, int64) {
 			segs := h.keys("ledger/test/")
@@ -300,5 +293,23 @@ func (h *harness) execIndex(query string, args ...any) {
 	defer db.Close()
 	if _, err := db.Exec(query, args...); err != nil {
 		h.t.Fatal(err)
+	}
+}
+
+// deleteLedgerEntry removes entry seq's line from its segment (the segment
+// too, when it held only that line).
+func (h *harness) deleteLedgerEntry(seq uint64) {
+	h.t.Helper()
+	key, lines, sig := h.segmentWith(seq)
+	var keep [][]byte
+	for _, l := range lines {
+		if !bytes.Contains(l, []byte(fmt.Sprintf(`"seq":%d,`, seq))) {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) == 0 {
+		os.Remove(h.path(key))
+	} else {
+		h.rewrite(key, append(joinLines(keep), sig...))
 	}
 }
