@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,5 +197,65 @@ func TestNoZerosInMemory(t *testing.T) {
 	end, filled := ends(s)
 	if filled != 0 || fileSize(t, volumeFiles(t, dir)[0]) != end {
 		t.Fatalf("zeros written on tmpfs: records end at %d, filled %d", end, filled)
+	}
+}
+
+// A disk that fills up while zeros are written (half a piece lands, then
+// ENOSPC): the filler stops, records go on appending past the partial
+// zeros, nothing is lost, and Close cuts what lies past the last record.
+func TestFillFailsPartWay(t *testing.T) {
+	dir := fillDir(t)
+	old := fillWrite
+	t.Cleanup(func() { fillWrite = old }) // after the stores' own cleanups
+	failed := make(chan struct{})
+	var once sync.Once
+	fillWrite = func(f *os.File, b []byte, off int64) (int, error) {
+		n, _ := f.WriteAt(b[:len(b)/2], off)
+		once.Do(func() { close(failed) })
+		return n, unix.ENOSPC
+	}
+	s := open(t, dir)
+	value := strings.Repeat("d", 8<<10)
+	put(t, s, "d/0", value)
+	select {
+	case <-failed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the filler never ran")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		off := s.fillOff
+		s.mu.Unlock()
+		if off {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the filler did not stop after ENOSPC")
+		}
+	}
+	vol := volumeFiles(t, dir)[0]
+	if end, _ := ends(s); fileSize(t, vol) <= end {
+		t.Fatalf("no partial zeros past the records (file %d, records end %d)", fileSize(t, vol), end)
+	}
+	// Fewer bytes of records than the zeros that landed: Close must cut
+	// those it never counted.
+	for i := 1; i < 4; i++ {
+		put(t, s, fmt.Sprintf("d/%d", i), value)
+	}
+	if _, filled := ends(s); filled != 0 {
+		t.Fatalf("the filler counted %d bytes of zeros it failed to write", filled)
+	}
+	end, _ := ends(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if size := fileSize(t, vol); size != end {
+		t.Fatalf("closed volume is %d bytes, its records end at %d", size, end)
+	}
+	s = open(t, dir)
+	for i := range 4 {
+		if got := get(t, s, fmt.Sprintf("d/%d", i)); string(got) != value {
+			t.Fatalf("d/%d has %d bytes after reopening", i, len(got))
+		}
 	}
 }

@@ -1490,6 +1490,9 @@ const (
 
 var zeros [fillPiece]byte
 
+// fillWrite writes the filler's zeros (a variable for fault injection).
+var fillWrite = (*os.File).WriteAt
+
 // fillPays says whether zeros ahead spare the flushes any work on dir's file
 // system: not on copy-on-write ones (btrfs, ZFS), which allocate anew at
 // every write, nor in memory (tmpfs, ramfs), where a flush costs nothing.
@@ -1544,7 +1547,7 @@ func (s *Store) fill() {
 			break
 		}
 		n := min(int64(fillPiece), to-from)
-		if _, err := f.WriteAt(zeros[:n], from); err != nil {
+		if _, err := fillWrite(f, zeros[:n], from); err != nil {
 			s.fillOff = true
 			s.mu.Unlock()
 			return
