@@ -287,16 +287,12 @@ func (s *Store) checkIndexRows(ctx context.Context, ledgerSize uint64, seen *bit
 	if err != nil {
 		return err
 	}
-	err = s.index.EachDelivery(ctx, func(d *index.DeliveryRow, macOK bool) error {
+	return s.index.EachDelivery(ctx, func(d *index.DeliveryRow, macOK bool) error {
 		if !macOK {
 			problem(ledger.Problem{Seq: int64(d.Seq), Kind: ProblemIndexAltered, Detail: "the index row of this delivery was edited outside Cairn (its MAC does not verify); run `cairn reindex`"})
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return nil
 }
 
 // indexWindow holds the index's copies of a run of ledger entries, their
