@@ -227,7 +227,7 @@ func TestObjectStoreOutage(t *testing.T) {
 		t.Logf("%s: probe answered in %v: %q", name, time.Since(start).Round(time.Millisecond), r)
 		// Batches already past their object writes may still commit just
 		// after the store went; once the probe has failed, nothing can.
-		// The index lists an answered batch up to IndexWait (20 ms) after
+		// The index lists an answered batch up to IndexWait (100 ms) after
 		// its 250, and the probe may fail fast (a refused connection):
 		// let the index settle before counting.
 		time.Sleep(500 * time.Millisecond)
