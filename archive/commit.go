@@ -212,7 +212,7 @@ func (s *Store) commit(batch []*pending) {
 	b := &index.Batch{Tokens: make(map[uint64]string)}
 	for i, p := range batch {
 		e := p.entry
-		b.Entries = append(b.Entries, index.EntryRow{Seq: e.Seq, Kind: e.Kind, Ref: e.Ref, Line: seg.Lines[i]})
+		b.Entries = append(b.Entries, index.EntryRow{Seq: e.Seq, Kind: e.Kind, Ref: e.Ref, Line: seg.Lines[i], Leaf: seg.Leaves[i]})
 		if p.message != nil {
 			p.message.Seq = e.Seq
 			p.message.ArchivedAt = e.Time

@@ -372,6 +372,9 @@ type EntryRow struct {
 	Kind string
 	Ref  *uint64
 	Line []byte
+	// Leaf is LeafHash(Line) when the caller has it (the group commit's
+	// segment does); zero: Commit computes it.
+	Leaf ledger.Hash
 }
 
 // Batch is what one group commit adds to the index.
@@ -501,7 +504,10 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 		st := tx.Stmt(ix.commitStmts[0])
 		defer st.Close()
 		for _, e := range b.Entries {
-			leaf := ledger.LeafHash(e.Line)
+			leaf := e.Leaf
+			if leaf == (ledger.Hash{}) {
+				leaf = ledger.LeafHash(e.Line)
+			}
 			var ref any
 			if e.Ref != nil {
 				ref = int64(*e.Ref)

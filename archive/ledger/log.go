@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -134,12 +133,16 @@ func Open(ctx context.Context, store objstore.Store, id string, signer note.Sign
 }
 
 func (l *Log) appendLeaf(line []byte) {
-	leaf := LeafHash(line)
+	l.appendLeafHash(LeafHash(line))
+	l.last = EntryHash(line)
+}
+
+// appendLeafHash adds a leaf to the range; the caller sets l.last.
+func (l *Log) appendLeafHash(leaf Hash) {
 	if err := l.rng.Append(leaf[:], nil); err != nil {
 		panic(err) // ranges only grow at their end: cannot fail
 	}
 	l.size++
-	l.last = EntryHash(line)
 }
 
 // readSegment reads and verifies one segment.
@@ -240,6 +243,10 @@ func (l *Log) Append(ctx context.Context, entries []*Entry) ([][]byte, State, er
 type Segment struct {
 	// Lines are the entries' lines, in order.
 	Lines [][]byte
+	// Leaves are the lines' RFC 9162 leaf hashes (LeafHash), in order.
+	Leaves []Hash
+	// last is the last line's EntryHash: the chain's next prev.
+	last  Hash
 	key   string
 	msg   []byte
 	first uint64
@@ -256,6 +263,7 @@ func (l *Log) Prepare(entries []*Entry) (*Segment, error) {
 		return &Segment{first: l.size}, nil
 	}
 	lines := make([][]byte, len(entries))
+	leaves := make([]Hash, len(entries))
 	var text bytes.Buffer
 	prev := l.last
 	if l.size == 0 {
@@ -273,7 +281,8 @@ func (l *Log) Prepare(entries []*Entry) (*Segment, error) {
 			return nil, err
 		}
 		lines[i] = line
-		prev = sha256.Sum256(line)
+		leaves[i] = LeafHash(line)
+		prev = EntryHash(line)
 		text.Write(line)
 		text.WriteByte('\n')
 	}
@@ -281,7 +290,7 @@ func (l *Log) Prepare(entries []*Entry) (*Segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: sign segment: %w", err)
 	}
-	return &Segment{Lines: lines, key: SegmentKey(l.id, l.size), msg: msg, first: l.size}, nil
+	return &Segment{Lines: lines, Leaves: leaves, last: prev, key: SegmentKey(l.id, l.size), msg: msg, first: l.size}, nil
 }
 
 // Write stores a prepared segment durably and commits its entries,
@@ -302,9 +311,10 @@ func (l *Log) Write(ctx context.Context, p *Segment) (State, error) {
 		}
 		return State{}, fmt.Errorf("ledger: write %s: %w", p.key, err)
 	}
-	for _, line := range p.Lines {
-		l.appendLeaf(line)
+	for _, leaf := range p.Leaves {
+		l.appendLeafHash(leaf)
 	}
+	l.last = p.last
 	return l.stateLocked(), nil
 }
 
