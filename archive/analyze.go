@@ -30,6 +30,10 @@ const tokenBytes = 8
 // maxTokens bounds the distinct search tokens kept per message.
 const maxTokens = 20000
 
+// maxWordLen is the longest word (in bytes, lower-cased) that gets a
+// search token: longer runs are encoded data, not words.
+const maxWordLen = 64
+
 // analyze parses raw. It never fails: a message that does not parse is
 // archived all the same, with its problems recorded.
 func analyze(raw []byte, searchKey []byte) *analysis {
@@ -93,7 +97,12 @@ func BlindToken(key []byte, word string) string {
 // runs of letters and digits. Runs of ASCII, the common case, are passed
 // as they are when already lower-case and lower-cased in a reused buffer
 // otherwise, without allocating; fn must copy the word to keep it.
-func Words(text string, fn func(word string)) {
+func Words(text string, fn func(word string)) { words(text, 0, fn) }
+
+// words is Words, except that when max > 0 it skips the ASCII words longer
+// than max bytes without lower-casing them (lower-casing keeps an ASCII
+// word's length; other words are passed as Words passes them).
+func words(text string, max int, fn func(word string)) {
 	var buf []byte
 	for i := 0; i < len(text); {
 		start, ascii, upper := i, true, byte(0)
@@ -102,6 +111,16 @@ func Words(text string, fn func(word string)) {
 			if k&(asciiLower|asciiUpper) != 0 {
 				upper |= k
 				i++
+				if i-start == 8 {
+					// A long run: skip its ASCII letters and digits 8
+					// bytes at a time (smtp-source's filler lines are one
+					// 79-letter word; so are URLs and long identifiers).
+					var up bool
+					i, up = asciiRun(text, i)
+					if up {
+						upper |= asciiUpper
+					}
+				}
 				continue
 			}
 			if k == 0 {
@@ -128,6 +147,7 @@ func Words(text string, fn func(word string)) {
 		switch {
 		case !ascii:
 			fn(strings.ToLower(w))
+		case max > 0 && len(w) > max:
 		case upper&asciiUpper == 0:
 			fn(w)
 		default:
@@ -138,6 +158,36 @@ func Words(text string, fn func(word string)) {
 			fn(unsafeString(buf))
 		}
 	}
+}
+
+// asciiRun returns the end of the 8-byte blocks from i on that hold only
+// ASCII letters and digits (the first block that does not is left to the
+// caller, byte by byte), and whether they held an upper-case letter.
+func asciiRun(text string, i int) (int, bool) {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	// in has the high bit of each byte of x (each below 0x80) that lies
+	// in [lo, hi]: x+(0x80-lo) sets it when the byte is ≥ lo, x+(0x7f-hi)
+	// when it is > hi, and neither sum carries into the next byte.
+	in := func(x uint64, lo, hi byte) uint64 {
+		return (x + ones*uint64(0x80-lo)) &^ (x + ones*uint64(0x7f-hi)) & high
+	}
+	var upper uint64
+	for ; i+8 <= len(text); i += 8 {
+		x := uint64(text[i]) | uint64(text[i+1])<<8 | uint64(text[i+2])<<16 | uint64(text[i+3])<<24 |
+			uint64(text[i+4])<<32 | uint64(text[i+5])<<40 | uint64(text[i+6])<<48 | uint64(text[i+7])<<56
+		if x&high != 0 {
+			break // a byte of a multi-byte character
+		}
+		// Setting bit 5 folds A-Z onto a-z and nothing else onto them.
+		if in(x|ones*0x20, 'a', 'z')|in(x, '0', '9') != high {
+			break
+		}
+		upper |= in(x, 'A', 'Z')
+	}
+	return i, upper != 0
 }
 
 // asciiWord classifies bytes for Words: 0 separates words, asciiLower
@@ -178,7 +228,7 @@ func blindTokens(raw []byte, root *message.Part, key []byte) string {
 	var sum [sha256.Size]byte
 	var tok [16]byte
 	add := func(w string) {
-		if len(w) > 64 || seen[w] || len(seen) >= maxTokens {
+		if len(w) > maxWordLen || seen[w] || len(seen) >= maxTokens {
 			return
 		}
 		seen[strings.Clone(w)] = true
@@ -192,7 +242,7 @@ func blindTokens(raw []byte, root *message.Part, key []byte) string {
 		b.Write(tok[:tokenEncoding.EncodedLen(tokenBytes)])
 	}
 	message.Text(raw, root, func(chunk string) error {
-		Words(chunk, add)
+		words(chunk, maxWordLen, add)
 		return nil
 	})
 	return b.String()

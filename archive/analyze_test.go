@@ -46,7 +46,7 @@ func FuzzWords(f *testing.F) {
 }
 
 // BenchmarkWords: prose of mixed case, and smtp-source's filler lines
-// (one 79-character upper-case word each).
+// (one 79-character upper-case word each), split as blindTokens does.
 func BenchmarkWords(b *testing.B) {
 	for _, c := range []struct{ name, text string }{
 		{"prose", strings.Repeat("Dear Alice, the Q3 figures are attached; please review them before Friday's call. ", 120)},
@@ -56,8 +56,41 @@ func BenchmarkWords(b *testing.B) {
 			b.SetBytes(int64(len(c.text)))
 			n := 0
 			for b.Loop() {
-				Words(c.text, func(string) { n++ })
+				words(c.text, maxWordLen, func(string) { n++ })
 			}
 		})
+	}
+}
+
+// FuzzWordsMax checks words with a bound against Words as blindTokens
+// uses them: the words of at most max bytes are the same, in order (words
+// only skips ASCII words longer than max, before lower-casing them).
+func FuzzWordsMax(f *testing.F) {
+	f.Add("Hello, "+strings.Repeat("X", 70)+" Wörld "+strings.Repeat("é", 40), 8)
+	f.Add(strings.Repeat("1"+strings.Repeat("X", 78)+"\r\n", 3), 64)
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		max = 1 + (max%100+100)%100
+		var got, want []string
+		words(s, max, func(w string) {
+			if len(w) <= max {
+				got = append(got, strings.Clone(w))
+			}
+		})
+		Words(s, func(w string) {
+			if len(w) <= max {
+				want = append(want, strings.Clone(w))
+			}
+		})
+		if !slices.Equal(got, want) {
+			t.Fatalf("words(%q, %d) = %q, want %q", s, max, got, want)
+		}
+	})
+}
+
+func TestWordsSkipsLongASCII(t *testing.T) {
+	var got []string
+	words("short "+strings.Repeat("AbC", 30)+" "+strings.Repeat("é", 40)+" end", 64, func(w string) { got = append(got, strings.Clone(w)) })
+	if want := []string{"short", strings.Repeat("é", 40), "end"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
