@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-archive/cairn/internal/freeport"
 )
 
 // rsyslog is one private rsyslogd started by scripts/rsyslog.sh.
@@ -50,14 +52,7 @@ func script(t testing.TB, args ...string) string {
 	return string(out)
 }
 
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return freeport.Port(t) }
 
 // startRsyslog installs rsyslog if missing (failing the test if it cannot),
 // writes a CA and a server certificate for 127.0.0.1, and starts rsyslogd

@@ -30,6 +30,7 @@ import (
 
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/ingest/journal"
+	"github.com/cairn-archive/cairn/internal/freeport"
 )
 
 var postfixScript = filepath.Join("..", "..", "scripts", "postfix.sh")
@@ -112,14 +113,7 @@ type postfixInstance struct {
 	addr string // its smtpd
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t testing.TB) string { return freeport.Addr(t) }
 
 func startPostfix(t *testing.T, cairnAddr, mode string, tls bool) *postfixInstance {
 	t.Helper()

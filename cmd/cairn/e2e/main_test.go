@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,8 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-archive/cairn/internal/freeport"
 )
 
 var (
@@ -78,15 +79,9 @@ func loadMessages(t testing.TB) int {
 	return 5000
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freeAddr is a free 127.0.0.1 address no other server of this process
+// was given.
+func freeAddr(t testing.TB) string { return freeport.Addr(t) }
 
 // instance is one archive (data folder and config) and the `cairn serve`
 // currently running on it, if any.
