@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/index"
 	"github.com/cairn-archive/cairn/archive/message"
+	"github.com/cairn-archive/cairn/crypto"
 )
 
 // analysis is what the index keeps of a message, computed once at ingest.
@@ -36,7 +37,7 @@ const maxWordLen = 64
 
 // analyze parses raw. It never fails: a message that does not parse is
 // archived all the same, with its problems recorded.
-func analyze(raw []byte, searchKey []byte) *analysis {
+func analyze(raw []byte, tokenMACs *crypto.MACPool) *analysis {
 	root, problems := message.Parse(raw)
 	an := &analysis{header: root.Header(raw), env: root.Envelope}
 	for _, p := range problems {
@@ -47,7 +48,7 @@ func analyze(raw []byte, searchKey []byte) *analysis {
 		an.problems = append(an.problems, "structure not stored: "+err.Error())
 	}
 	an.structure = st
-	an.tokens = blindTokens(raw, root, searchKey)
+	an.tokens = blindTokens(raw, root, tokenMACs)
 	return an
 }
 
@@ -219,12 +220,13 @@ const (
 // not keep it (Words documents that).
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-func blindTokens(raw []byte, root *message.Part, key []byte) string {
+func blindTokens(raw []byte, root *message.Part, macs *crypto.MACPool) string {
 	seen := make(map[string]bool)
 	var b strings.Builder
 	// One HMAC, reset per word: hmac.New per word cost more than the rest
 	// of ingest's CPU.
-	m := hmac.New(sha256.New, key)
+	m := macs.Get()
+	defer macs.Put(m)
 	var sum [sha256.Size]byte
 	var tok [16]byte
 	add := func(w string) {

@@ -99,7 +99,7 @@ func writeVectors(t *testing.T) {
 	kr := vectorKeyring(v)
 	v.NameKey = hex.EncodeToString(kr.NameKey())
 	v.SearchKey = hex.EncodeToString(kr.SearchKey())
-	s := &Store{keys: kr}
+	s := &Store{keys: kr, nameMACs: crypto.NewMACPool(kr.NameKey())}
 	raw := []byte("From: Alice <alice@example.com>\r\nTo: bob@example.org\r\nSubject: Q3 figures\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\nMessage-ID: <v1@example.com>\r\n\r\nThe quarterly report is attached.\r\n")
 	sha := sha256.Sum256(raw)
 	v.Raw, v.RawSHA256 = b64(raw), hex.EncodeToString(sha[:])
@@ -195,7 +195,7 @@ func TestFormatVectors(t *testing.T) {
 	if hex.EncodeToString(sha[:]) != v.RawSHA256 {
 		t.Fatal("message hash")
 	}
-	s := &Store{keys: kr}
+	s := &Store{keys: kr, nameMACs: crypto.NewMACPool(kr.NameKey())}
 	if s.objectName("messages", sha, 0) != v.ObjectName || s.objectName("keys", sha, 0) != v.KeyName {
 		t.Fatal("object names differ")
 	}

@@ -127,7 +127,7 @@ func (r *replayer) message(ctx context.Context, e *ledger.Entry) error {
 		m.ObjectHint, _ = h.Hint(ctx, m.Object)
 		m.KeyHint, _ = h.Hint(ctx, m.KeyObject)
 	}
-	an := analyze(raw, r.s.keys.SearchKey())
+	an := analyze(raw, r.s.tokenMACs)
 	an.fill(m)
 	r.batch.Messages = append(r.batch.Messages, *m)
 	if an.tokens != "" {

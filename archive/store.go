@@ -3,7 +3,6 @@ package archive
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -90,13 +89,16 @@ type Options struct {
 
 // Store is the archive. Archive is safe for concurrent use.
 type Store struct {
-	opts  Options
-	objs  objstore.Store
-	keys  *crypto.Keyring
-	index *index.Index
-	log   *ledger.Log
-	lock  *os.File
-	lg    *slog.Logger
+	opts Options
+	objs objstore.Store
+	keys *crypto.Keyring
+	// nameMACs and tokenMACs hold HMACs under the name and search keys:
+	// object names and blind tokens take one or more a message.
+	nameMACs, tokenMACs *crypto.MACPool
+	index               *index.Index
+	log                 *ledger.Log
+	lock                *os.File
+	lg                  *slog.Logger
 
 	locks keyLocks
 
@@ -173,7 +175,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	s := &Store{opts: opts, objs: opts.Objects, keys: opts.Keys, lg: opts.Logger}
+	s := &Store{opts: opts, objs: opts.Objects, keys: opts.Keys, lg: opts.Logger,
+		nameMACs: crypto.NewMACPool(opts.Keys.NameKey()), tokenMACs: crypto.NewMACPool(opts.Keys.SearchKey())}
 	s.textGen.Store(1) // what earlier runs committed: the first flush looks
 	if !opts.ReadOnly {
 		lock, err := lockFile(filepath.Join(opts.Dir, "lock"))
@@ -519,7 +522,7 @@ func deliveryRow(env *ingest.Envelope, envJSON []byte) index.DeliveryRow {
 // storeMessage writes the key object and the message object of new bytes
 // and prepares their entry and index row.
 func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelope, envJSON, raw []byte, sha [32]byte) error {
-	an := analyze(raw, s.keys.SearchKey())
+	an := analyze(raw, s.tokenMACs)
 	mk := crypto.NewMessageKeySalt()
 	var obj bytes.Buffer
 	obj.Grow(len(raw)/2 + 512)
@@ -640,12 +643,17 @@ func (s *Store) sealDelivery(ctx context.Context, p *pending, mk *crypto.Message
 // fuller folders ingest faster (a 10M-message archive has ~2,400 objects
 // per folder, which filesystems and S3 prefixes handle well).
 func (s *Store) objectName(kind string, sha [32]byte, gen uint32) string {
-	m := hmac.New(sha256.New, s.keys.NameKey())
-	m.Write([]byte(kind))
-	m.Write([]byte{0})
-	m.Write(sha[:])
-	binary.Write(m, binary.BigEndian, gen)
-	h := hex.EncodeToString(m.Sum(nil))
+	var in [64]byte
+	b := append(in[:0], kind...)
+	b = append(b, 0)
+	b = append(b, sha[:]...)
+	b = binary.BigEndian.AppendUint32(b, gen)
+	m := s.nameMACs.Get()
+	m.Write(b)
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	s.nameMACs.Put(m)
+	h := hex.EncodeToString(sum[:])
 	return kind + "/" + h[0:3] + "/" + h
 }
 

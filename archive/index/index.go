@@ -18,7 +18,6 @@ package index
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
 	"errors"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/internal/bloom"
 	"github.com/cairn-archive/cairn/archive/ledger"
+	"github.com/cairn-archive/cairn/crypto"
 	"github.com/cairn-archive/cairn/internal/sqlitefile"
 )
 
@@ -177,10 +177,10 @@ func addColumns(db *sql.DB) error {
 // Index is the SQLite index. It is safe for concurrent use; writes are
 // serialised by the archive's group commit.
 type Index struct {
-	db     *sql.DB
-	macKey []byte
-	path   string
-	ftsMu  sync.Mutex // one full-text indexer at a time
+	db    *sql.DB
+	macs  *crypto.MACPool // HMAC-SHA256 under the row MAC key
+	path  string
+	ftsMu sync.Mutex // one full-text indexer at a time
 	// head is the largest entry seq, as of Open and this Index's commits
 	// (-1: none): what Head answers without a query.
 	head atomic.Int64
@@ -229,7 +229,7 @@ func Open(path string, macKey []byte) (*Index, error) {
 		db.Close()
 		return nil, fmt.Errorf("index: %s: schema: %w", path, err)
 	}
-	ix := &Index{db: db, macKey: macKey, path: path}
+	ix := &Index{db: db, macs: crypto.NewMACPool(macKey), path: path}
 	var v int
 	err = db.QueryRow(`SELECT CAST(v AS INTEGER) FROM meta WHERE k = 'schema'`).Scan(&v)
 	switch {
@@ -637,26 +637,31 @@ func stateBlob(st ledger.State) []byte {
 }
 
 // mac helpers: HMAC-SHA256 over length-prefixed fields, in column order.
-type macWriter struct {
-	h interface{ Write([]byte) (int, error) }
-}
+// The fields are gathered in one buffer and written at once (the MAC is
+// the same as for field-by-field writes), one allocation instead of one
+// a field.
+type macWriter struct{ b []byte }
 
-func (w macWriter) bytes(b []byte) {
-	var l [8]byte
-	binary.BigEndian.PutUint64(l[:], uint64(len(b)))
-	w.h.Write(l[:])
-	w.h.Write(b)
+func (w *macWriter) bytes(b []byte) {
+	w.b = binary.BigEndian.AppendUint64(w.b, uint64(len(b)))
+	w.b = append(w.b, b...)
 }
-func (w macWriter) str(s string) { w.bytes([]byte(s)) }
-func (w macWriter) int(n int64) {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(n))
-	w.h.Write(b[:])
+func (w *macWriter) str(s string) {
+	w.b = binary.BigEndian.AppendUint64(w.b, uint64(len(s)))
+	w.b = append(w.b, s...)
+}
+func (w *macWriter) int(n int64) { w.b = binary.BigEndian.AppendUint64(w.b, uint64(n)) }
+
+// sum is the HMAC of what w gathered.
+func (ix *Index) sum(w *macWriter) []byte {
+	h := ix.macs.Get()
+	defer ix.macs.Put(h)
+	h.Write(w.b)
+	return h.Sum(nil)
 }
 
 func (ix *Index) messageMAC(m *MessageRow) []byte {
-	h := hmac.New(sha256.New, ix.macKey)
-	w := macWriter{h}
+	w := &macWriter{b: make([]byte, 0, 512+len(m.Header)+len(m.Structure))}
 	w.str("message")
 	w.int(int64(m.Seq))
 	w.bytes(m.SHA256[:])
@@ -680,12 +685,11 @@ func (ix *Index) messageMAC(m *MessageRow) []byte {
 	w.bytes(m.Structure)
 	w.str(strings.Join(m.Problems, "\n"))
 	w.int(int64(m.State))
-	return h.Sum(nil)
+	return ix.sum(w)
 }
 
 func (ix *Index) deliveryMAC(d *DeliveryRow) []byte {
-	h := hmac.New(sha256.New, ix.macKey)
-	w := macWriter{h}
+	w := &macWriter{b: make([]byte, 0, 256+len(d.Envelope))}
 	w.str("delivery")
 	w.int(int64(d.Seq))
 	w.int(int64(d.Message))
@@ -694,7 +698,7 @@ func (ix *Index) deliveryMAC(d *DeliveryRow) []byte {
 	w.str(d.Sender)
 	w.int(d.ReceivedAt.UnixNano())
 	w.bytes(d.Envelope)
-	return h.Sum(nil)
+	return ix.sum(w)
 }
 
 func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }
