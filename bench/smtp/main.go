@@ -54,6 +54,7 @@ func main() {
 	dir := flag.String("dir", "", "folder for the archives (default: a temp folder; it is the filesystem measured)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of cairn serve during the first run's load to this file")
 	wall := flag.Bool("wall", false, "sample where the group commit's two stages spend their wall time during the first run (slows serve down)")
+	prefill := flag.Int("prefill", 0, "archive this many messages first (the same smtp-source load, once), and measure each cairn run on a copy of that archive")
 	flag.Parse()
 	instrumented := *cpuprofile != "" || *wall
 
@@ -72,6 +73,11 @@ func main() {
 		"-f", "a@example.com", "-t", "b@example.com"}
 	fmt.Fprintf(os.Stderr, "load: %s ADDR\n", strings.Join(source, " "))
 
+	var filled string
+	if *prefill > 0 {
+		filled = prefillArchive(bin, work, source, *prefill)
+	}
+
 	var sinkRates, sinkCPU, sinkShare, cairnRates, cairnCPU, sourceCPUSink, sourceCPUCairn, cpuShare, acks, written []float64
 	for r := 0; r < *runs; r++ {
 		// smtp-sink first: it is the ceiling of any receiver here.
@@ -86,7 +92,7 @@ func main() {
 		if r == 0 && instrumented {
 			in = &instrument{cpuprofile: *cpuprofile, wall: *wall}
 		}
-		res := cairnRun(bin, work, r, source, *n, in)
+		res := cairnRun(bin, work, r, source, *n, in, filled)
 		cairnRates = append(cairnRates, res.rate)
 		cairnCPU = append(cairnCPU, res.serveCPUPerMsg)
 		sourceCPUCairn = append(sourceCPUCairn, res.sourceCPUPerMsg)
@@ -101,7 +107,11 @@ func main() {
 	fmt.Printf("\n`%s` on 127.0.0.1, %d runs, medians (GOMAXPROCS %d, %d CPUs):\n\n", strings.Join(source, " "), *runs, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	fmt.Printf("| receiver | msgs/s | MB/s | receiver CPU per message | smtp-source CPU per message |\n|---|---|---|---|---|\n")
 	fmt.Printf("| Postfix smtp-sink (discards) | %.0f | %.1f | %.0f µs | %.0f µs |\n", sink, sink*float64(*size)/1e6, med(sinkCPU), med(sourceCPUSink))
-	fmt.Printf("| **cairn serve, fs store, durable** | **%.0f** | %.1f | %.0f µs | %.0f µs |\n", cairn, cairn*float64(*size)/1e6, med(cairnCPU), med(sourceCPUCairn))
+	label := "cairn serve, fs store, durable"
+	if *prefill > 0 {
+		label += fmt.Sprintf(", archive already holding %d messages", *prefill)
+	}
+	fmt.Printf("| **%s** | **%.0f** | %.1f | %.0f µs | %.0f µs |\n", label, cairn, cairn*float64(*size)/1e6, med(cairnCPU), med(sourceCPUCairn))
 	fmt.Printf("\nRatio cairn / smtp-sink: **%.2f** (goal: at least 0.50). The machine's CPUs were %.0f%% busy during the cairn runs (serve + smtp-source), %.0f%% during the smtp-sink runs (smtp-sink + smtp-source).\n",
 		cairn/sink, 100*med(cpuShare), 100*med(sinkShare))
 	fmt.Printf("Cairn's end of DATA to 250: %.2f ms on average; serve wrote %.1f KB to disk per message (medians of the runs).\n", med(acks)/1e3, med(written)/1e3)
@@ -400,9 +410,57 @@ type cairnResult struct {
 	toAck           ackStats
 }
 
-func cairnRun(bin, work string, run int, source []string, n int, in *instrument) cairnResult {
+// prefillArchive archives count messages with the measured load's
+// smtp-source options in a serve of its own, stops it, and returns its
+// data folder, which each run then copies.
+func prefillArchive(bin, work string, source []string, count int) string {
+	d := filepath.Join(work, "prefill")
+	check(os.MkdirAll(d, 0o700))
+	addr := freeAddr()
+	check(os.WriteFile(filepath.Join(d, "cairn.yaml"), serveConfig(bin, filepath.Join(d, "data"), addr), 0o600))
+	logf, err := os.Create(filepath.Join(d, "serve.log"))
+	check(err)
+	defer logf.Close()
+	serve := exec.Command(bin, "--config", filepath.Join(d, "cairn.yaml"), "serve")
+	serve.Dir = d
+	serve.Stdout, serve.Stderr = logf, logf
+	serve.Env = cleanEnv()
+	p := start(serve)
+	defer p.kill()
+	waitLog(logf.Name(), `msg="smtp listening"`, p)
+	fill := slices.Clone(source)
+	for i := range fill {
+		if fill[i] == "-m" {
+			fill[i+1] = strconv.Itoa(count)
+		}
+	}
+	t0 := time.Now()
+	runSource(fill, addr)
+	fmt.Fprintf(os.Stderr, "prefill: %d messages archived in %.0f s\n", count, time.Since(t0).Seconds())
+	serve.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(time.Minute):
+		fail(fmt.Errorf("prefill: cairn serve did not stop within a minute of SIGTERM"))
+	}
+	if p.err != nil {
+		fail(fmt.Errorf("prefill: cairn serve: %v:\n%s", p.err, tailFile(logf.Name())))
+	}
+	return filepath.Join(d, "data")
+}
+
+func cairnRun(bin, work string, run int, source []string, n int, in *instrument, filled string) cairnResult {
 	d := filepath.Join(work, fmt.Sprintf("run%d", run))
 	check(os.MkdirAll(d, 0o700))
+	if filled != "" {
+		// A copy of the prefilled archive, its writes flushed before the
+		// load so that their writeback is not measured.
+		if out, err := exec.Command("cp", "-a", filled, filepath.Join(d, "data")).CombinedOutput(); err != nil {
+			fail(fmt.Errorf("copy the prefilled archive: %v: %s", err, out))
+		}
+		syscall.Sync()
+		time.Sleep(2 * time.Second)
+	}
 	addr := freeAddr()
 	check(os.WriteFile(filepath.Join(d, "cairn.yaml"), serveConfig(bin, filepath.Join(d, "data"), addr), 0o600))
 	logf, err := os.Create(filepath.Join(d, "serve.log"))
