@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -78,7 +79,7 @@ func main() {
 		filled = prefillArchive(bin, work, source, *prefill)
 	}
 
-	var sinkRates, sinkCPU, sinkShare, cairnRates, cairnCPU, sourceCPUSink, sourceCPUCairn, cpuShare, acks, written []float64
+	var sinkRates, sinkCPU, sinkShare, cairnRates, cairnCPU, sourceCPUSink, sourceCPUCairn, cpuShare, acks, written, device []float64
 	for r := 0; r < *runs; r++ {
 		// smtp-sink first: it is the ceiling of any receiver here.
 		sr := sinkRun(source)
@@ -97,10 +98,11 @@ func main() {
 		cairnCPU = append(cairnCPU, res.serveCPUPerMsg)
 		sourceCPUCairn = append(sourceCPUCairn, res.sourceCPUPerMsg)
 		cpuShare = append(cpuShare, res.busy)
-		fmt.Fprintf(os.Stderr, "run %d: smtp-sink %.0f msgs/s (%.0f µs of smtp-sink CPU per message, machine %.0f%% busy); cairn serve %.0f msgs/s (%.2fx), %.0f µs of serve CPU per message, machine %.0f%% busy (%.0f%% counting the kernel's threads); end of DATA to 250 %s; %.1f KB written per message\n",
-			r+1, rate, sr.sinkCPUPerMsg, 100*sr.busy, res.rate, res.rate/rate, res.serveCPUPerMsg, 100*res.busy, 100*res.machineBusy, res.toAck, res.writtenPerMsg/1e3)
+		fmt.Fprintf(os.Stderr, "run %d: smtp-sink %.0f msgs/s (%.0f µs of smtp-sink CPU per message, machine %.0f%% busy); cairn serve %.0f msgs/s (%.2fx), %.0f µs of serve CPU per message, machine %.0f%% busy (%.0f%% counting the kernel's threads); end of DATA to 250 %s; %.1f KB written per message (%s reached the device)\n",
+			r+1, rate, sr.sinkCPUPerMsg, 100*sr.busy, res.rate, res.rate/rate, res.serveCPUPerMsg, 100*res.busy, 100*res.machineBusy, res.toAck, res.writtenPerMsg/1e3, kb(res.devicePerMsg))
 		acks = append(acks, res.toAck.mean)
 		written = append(written, res.writtenPerMsg)
+		device = append(device, res.devicePerMsg)
 	}
 
 	sink, cairn := med(sinkRates), med(cairnRates)
@@ -114,7 +116,7 @@ func main() {
 	fmt.Printf("| **%s** | **%.0f** | %.1f | %.0f µs | %.0f µs |\n", label, cairn, cairn*float64(*size)/1e6, med(cairnCPU), med(sourceCPUCairn))
 	fmt.Printf("\nRatio cairn / smtp-sink: **%.2f** (goal: at least 0.50). The machine's CPUs were %.0f%% busy during the cairn runs (serve + smtp-source), %.0f%% during the smtp-sink runs (smtp-sink + smtp-source).\n",
 		cairn/sink, 100*med(cpuShare), 100*med(sinkShare))
-	fmt.Printf("Cairn's end of DATA to 250: %.2f ms on average; serve wrote %.1f KB to disk per message (medians of the runs).\n", med(acks)/1e3, med(written)/1e3)
+	fmt.Printf("Cairn's end of DATA to 250: %.2f ms on average; serve wrote %.1f KB per message by /proc/PID/io, and %s a message reached the disk device (medians of the runs).\n", med(acks)/1e3, med(written)/1e3, kb(med(device)))
 	if *cpuprofile != "" {
 		fmt.Printf("CPU profile of cairn serve (run 1): %s\n", *cpuprofile)
 	}
@@ -407,6 +409,7 @@ type cairnResult struct {
 	busy            float64 // (serve + smtp-source CPU) / (wall × CPUs)
 	machineBusy     float64 // the whole machine's, kernel threads included (/proc/stat)
 	writtenPerMsg   float64 // bytes serve had written to disk (/proc/PID/io), per message
+	devicePerMsg    float64 // bytes written to the data folder's block device (/sys/dev/block), per message; -1 if unknown
 	toAck           ackStats
 }
 
@@ -486,9 +489,14 @@ func cairnRun(bin, work string, run int, source []string, n int, in *instrument,
 	defer p.kill()
 	waitLog(filepath.Join(d, "serve.log"), `msg="smtp listening"`, p)
 
+	dev0 := deviceWritten(d)
 	cpu0, io0, m0 := procCPU(serve.Process.Pid), procWritten(serve.Process.Pid), machineCPU()
 	wall, srcCPU := runSource(source, addr)
 	serveCPU, written := procCPU(serve.Process.Pid)-cpu0, procWritten(serve.Process.Pid)-io0
+	device := float64(-1)
+	if dev0 >= 0 {
+		device = float64(deviceWritten(d)-dev0) / float64(n)
+	}
 	machine := machineCPU().busySince(m0)
 	if in != nil {
 		serve.Process.Signal(syscall.SIGUSR1)
@@ -531,6 +539,7 @@ func cairnRun(bin, work string, run int, source []string, n int, in *instrument,
 	return cairnResult{
 		toAck:           ackTimes(logb),
 		writtenPerMsg:   float64(written) / float64(n),
+		devicePerMsg:    device,
 		machineBusy:     machine,
 		rate:            float64(n) / wall.Seconds(),
 		serveCPUPerMsg:  float64(serveCPU.Microseconds()) / float64(n),
@@ -574,6 +583,40 @@ func procCPU(pid int) time.Duration {
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	const hz = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / hz
+}
+
+// kb formats bytes a message as KB, or "?" when unknown (negative).
+func kb(b float64) string {
+	if b < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f KB", b/1e3)
+}
+
+// deviceWritten is the bytes written to the block device that holds dir
+// (/sys/dev/block/MAJ:MIN/stat, sectors of 512 bytes), or -1. Unlike
+// /proc/PID/io it counts a page once when it reaches the disk, however
+// often it was dirtied again before (SQLite rewrites its WAL from the
+// start after each checkpoint), and it counts every process's writes:
+// during a load, serve's.
+func deviceWritten(dir string) int64 {
+	var st syscall.Stat_t
+	if syscall.Stat(dir, &st) != nil {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/sys/dev/block/%d:%d/stat", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 7 {
+		return -1
+	}
+	sectors, err := strconv.ParseInt(f[6], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return sectors * 512
 }
 
 // procWritten is the bytes process pid caused to be written to storage
