@@ -413,24 +413,48 @@ type cairnResult struct {
 	toAck           ackStats
 }
 
+// startServe starts cairn serve on the data folder d/data (the embedded
+// default, with the SMTP receiver on a free port), with env added to its
+// environment, and waits until it listens. It returns the process, the
+// SMTP address and serve's log file.
+func startServe(bin, d string, env []string) (*proc, string, string) {
+	addr := freeAddr()
+	check(os.WriteFile(filepath.Join(d, "cairn.yaml"), serveConfig(bin, filepath.Join(d, "data"), addr), 0o600))
+	logPath := filepath.Join(d, "serve.log")
+	logf, err := os.Create(logPath)
+	check(err)
+	defer logf.Close() // the child has its own descriptor
+	serve := exec.Command(bin, "--config", filepath.Join(d, "cairn.yaml"), "serve")
+	serve.Dir = d
+	serve.Stdout, serve.Stderr = logf, logf
+	serve.Env = append(cleanEnv(), env...)
+	p := start(serve)
+	waitLog(logPath, `msg="smtp listening"`, p)
+	return p, addr, logPath
+}
+
+// stopServe stops serve with SIGTERM and fails the benchmark if it does
+// not stop within a minute or exits with an error.
+func stopServe(p *proc, logPath string) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(time.Minute):
+		fail(fmt.Errorf("cairn serve did not stop within a minute of SIGTERM"))
+	}
+	if p.err != nil {
+		fail(fmt.Errorf("cairn serve: %v:\n%s", p.err, tailFile(logPath)))
+	}
+}
+
 // prefillArchive archives count messages with the measured load's
 // smtp-source options in a serve of its own, stops it, and returns its
 // data folder, which each run then copies.
 func prefillArchive(bin, work string, source []string, count int) string {
 	d := filepath.Join(work, "prefill")
 	check(os.MkdirAll(d, 0o700))
-	addr := freeAddr()
-	check(os.WriteFile(filepath.Join(d, "cairn.yaml"), serveConfig(bin, filepath.Join(d, "data"), addr), 0o600))
-	logf, err := os.Create(filepath.Join(d, "serve.log"))
-	check(err)
-	defer logf.Close()
-	serve := exec.Command(bin, "--config", filepath.Join(d, "cairn.yaml"), "serve")
-	serve.Dir = d
-	serve.Stdout, serve.Stderr = logf, logf
-	serve.Env = cleanEnv()
-	p := start(serve)
+	p, addr, logPath := startServe(bin, d, nil)
 	defer p.kill()
-	waitLog(logf.Name(), `msg="smtp listening"`, p)
 	fill := slices.Clone(source)
 	for i := range fill {
 		if fill[i] == "-m" {
@@ -440,15 +464,7 @@ func prefillArchive(bin, work string, source []string, count int) string {
 	t0 := time.Now()
 	runSource(fill, addr)
 	fmt.Fprintf(os.Stderr, "prefill: %d messages archived in %.0f s\n", count, time.Since(t0).Seconds())
-	serve.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(time.Minute):
-		fail(fmt.Errorf("prefill: cairn serve did not stop within a minute of SIGTERM"))
-	}
-	if p.err != nil {
-		fail(fmt.Errorf("prefill: cairn serve: %v:\n%s", p.err, tailFile(logf.Name())))
-	}
+	stopServe(p, logPath)
 	return filepath.Join(d, "data")
 }
 
@@ -464,30 +480,22 @@ func cairnRun(bin, work string, run int, source []string, n int, in *instrument,
 		syscall.Sync()
 		time.Sleep(2 * time.Second)
 	}
-	addr := freeAddr()
-	check(os.WriteFile(filepath.Join(d, "cairn.yaml"), serveConfig(bin, filepath.Join(d, "data"), addr), 0o600))
-	logf, err := os.Create(filepath.Join(d, "serve.log"))
-	check(err)
-	defer logf.Close()
-	serve := exec.Command(bin, "--config", filepath.Join(d, "cairn.yaml"), "serve")
-	serve.Dir = d
-	serve.Stdout, serve.Stderr = logf, logf
-	serve.Env = cleanEnv()
 	done := filepath.Join(d, "bench.done")
+	var env []string
 	if in != nil {
-		serve.Env = append(serve.Env, "CAIRN_BENCH_DONE="+done)
+		env = append(env, "CAIRN_BENCH_DONE="+done)
 		if in.cpuprofile != "" {
 			abs, err := filepath.Abs(in.cpuprofile)
 			check(err)
-			serve.Env = append(serve.Env, "CAIRN_BENCH_CPUPROFILE="+abs)
+			env = append(env, "CAIRN_BENCH_CPUPROFILE="+abs)
 		}
 		if in.wall {
-			serve.Env = append(serve.Env, "CAIRN_BENCH_WALL=1")
+			env = append(env, "CAIRN_BENCH_WALL=1")
 		}
 	}
-	p := start(serve)
+	p, addr, logPath := startServe(bin, d, env)
 	defer p.kill()
-	waitLog(filepath.Join(d, "serve.log"), `msg="smtp listening"`, p)
+	serve := p.cmd
 
 	dev0 := deviceWritten(d)
 	cpu0, io0, m0 := procCPU(serve.Process.Pid), procWritten(serve.Process.Pid), machineCPU()
@@ -506,7 +514,7 @@ func cairnRun(bin, work string, run int, source []string, n int, in *instrument,
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		logb, _ := os.ReadFile(logf.Name())
+		logb, _ := os.ReadFile(logPath)
 		var batches, entries, segNS, idxNS, idxCommits int64
 		if i := bytes.Index(logb, []byte("bench-commit-stats ")); i >= 0 {
 			fmt.Sscanf(string(logb[i:]), "bench-commit-stats batches=%d entries=%d segment_ns=%d index_ns=%d index_commits=%d", &batches, &entries, &segNS, &idxNS, &idxCommits)
@@ -522,17 +530,9 @@ func cairnRun(bin, work string, run int, source []string, n int, in *instrument,
 				idxCommits, float64(entries)/float64(idxCommits), float64(idxNS)/float64(idxCommits)/1e6)
 		}
 	}
-	serve.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(time.Minute):
-		fail(fmt.Errorf("cairn serve did not stop within a minute of SIGTERM"))
-	}
-	if p.err != nil {
-		fail(fmt.Errorf("cairn serve: %v:\n%s", p.err, tailFile(logf.Name())))
-	}
+	stopServe(p, logPath)
 	// Every 250 is an archived message with its log line.
-	logb, _ := os.ReadFile(logf.Name())
+	logb, _ := os.ReadFile(logPath)
 	if got := bytes.Count(logb, []byte(`msg="smtp: archived"`)); got != n {
 		fail(fmt.Errorf("cairn serve logged %d archived messages, smtp-source sent %d", got, n))
 	}
