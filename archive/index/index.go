@@ -208,7 +208,7 @@ func Open(path string, macKey []byte) (*Index, error) {
 	}
 	dsn := sqlitefile.URI(path, "_journal_mode=WAL&_synchronous=NORMAL&_secure_delete=on&_busy_timeout="+
 		strconv.FormatInt(dsnBusyTimeout.Milliseconds(), 10)+"&_txlock=immediate&_foreign_keys=off&cache=private")
-	db, err := sql.Open("sqlite3", dsn)
+	db, err := sql.Open(driverName, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("index: open %s: %w", path, err)
 	}
@@ -818,6 +818,26 @@ func (ix *Index) Scrub(ctx context.Context) error {
 // succeeded: the retention run scrubs again then. (A restart needs none:
 // the last connection to close checkpoints and removes the WAL.)
 func (ix *Index) ScrubPending() bool { return ix.scrubPending.Load() }
+
+// walCheckpointPages is how long the index's WAL may grow before a commit
+// checkpoints it (SQLite's default is 1,000 pages). A checkpoint copies
+// each page once however many commits rewrote it since the last one: on
+// an archive of 300,000 messages, whose SHA-256 index takes a random page
+// a message, 10,000 cut what reached the disk from 41 to 37 KB a message
+// under the SMTP benchmark (and serve's CPU by ~4 %; fresh, 245 → 237 µs).
+// The WAL file then keeps up to ~40 MB.
+const walCheckpointPages = 10000
+
+// driverName is mattn/go-sqlite3 with every connection's WAL checkpoint
+// threshold set (a per-connection pragma the DSN cannot carry).
+const driverName = "sqlite3-cairn-index"
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		_, err := c.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", walCheckpointPages), nil)
+		return err
+	}})
+}
 
 // dsnBusyTimeout is Open's _busy_timeout; scrubWait is Scrub's (tests
 // shorten it).

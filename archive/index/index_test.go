@@ -373,3 +373,33 @@ func TestAddedColumns(t *testing.T) {
 		t.Fatal("a row whose hints changed fails its MAC")
 	}
 }
+
+// Every connection of the index's pool checkpoints its WAL at
+// walCheckpointPages, not SQLite's default 1,000: the pragma is per
+// connection, set by the driver's connect hook.
+func TestEveryConnectionHasTheCheckpointThreshold(t *testing.T) {
+	ix, err := Open(filepath.Join(t.TempDir(), "index.db"), []byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	ctx := context.Background()
+	var conns []*sql.Conn
+	for range 3 {
+		c, err := ix.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var n int
+		if err := c.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != walCheckpointPages {
+			t.Errorf("connection %d: wal_autocheckpoint %d, want %d", len(conns), n, walCheckpointPages)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
