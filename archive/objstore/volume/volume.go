@@ -122,7 +122,8 @@ type Store struct {
 	hints   map[string]loc
 	deleted uint64
 
-	syncMu sync.Mutex // flushes and deletions, one at a time
+	syncMu sync.Mutex  // flushes and deletions, one at a time
+	syncer *datasyncer // a flush's fdatasync (datasync.go)
 
 	// durable is, per volume, where the flushed records end (under mu);
 	// mark is the durable file, where the last of them is published.
@@ -190,7 +191,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("objstore/volume: open %s: %w", dir, err)
 	}
 	s := &Store{dir: root, maxVolume: MaxVolume, pending: make(map[string]loc), dirty: make(map[uint32]int64), durable: make(map[uint32]int64),
-		reads: make(map[uint32]*os.File)}
+		reads: make(map[uint32]*os.File), syncer: newDatasyncer()}
 	lock, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("objstore/volume: open %s: %w", dir, err)
@@ -1075,7 +1076,7 @@ func (s *Store) flushLocked(ctx context.Context) error {
 			restore()
 			return err
 		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		if err := s.syncer.sync(int(f.Fd())); err != nil {
 			restore()
 			return fmt.Errorf("objstore/volume: flush %s: %w", volName(v), err)
 		}
