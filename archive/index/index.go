@@ -48,7 +48,9 @@ const (
 	StateErased   = 2
 )
 
-const schemaVersion = 2
+// schemaVersion 3 keeps message SHA-256s out of a UNIQUE index (shas.go);
+// an index of schema 2 is still used as it is (Index.legacy).
+const schemaVersion = 3
 
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL)`,
@@ -67,7 +69,7 @@ var schema = []string{
 	`CREATE TABLE IF NOT EXISTS pending_destroy (seq INTEGER PRIMARY KEY)`,
 	`CREATE TABLE IF NOT EXISTS messages (
 		seq           INTEGER PRIMARY KEY,
-		sha256        BLOB UNIQUE,
+		sha256        BLOB,
 		size          INTEGER NOT NULL,
 		object        TEXT NOT NULL,
 		key_object    TEXT NOT NULL,
@@ -142,6 +144,11 @@ var schema = []string{
 	// INTERNALDATE of the IMAP view, its Dates/ folders and SINCE/BEFORE
 	// (message: a message's first delivery has seq = message).
 	`CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries(received_at, message)`,
+	// The deduplication index (shas.go): recent hashes by merge part
+	// (their first four bits) and seq, the rest by hash.
+	`CREATE TABLE IF NOT EXISTS shas_new (part INTEGER NOT NULL, seq INTEGER NOT NULL, sha BLOB NOT NULL,
+		PRIMARY KEY (part, seq)) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS shas (sha BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID`,
 	// Blind full-text index: each word of a message's text is replaced by a
 	// keyed hash before it reaches SQLite. fts_docs holds each message's
 	// tokens (docid = message seq); fts indexes them, filled in the
@@ -191,9 +198,14 @@ type Index struct {
 	loadedSHAs chan struct{}
 	// scrubPending: the last Scrub failed (ScrubPending).
 	scrubPending atomic.Bool
+	// legacy: a schema 2 index, whose UNIQUE index on messages.sha256 is
+	// the deduplication index; otherwise shas and shas_new are (shas.go).
+	legacy bool
+	recent recent
 
 	// Statements of the ingest path, prepared once.
 	bySHA       *sql.Stmt
+	stateBySeq  *sql.Stmt
 	byKey       *sql.Stmt
 	message     *sql.Stmt
 	entry       *sql.Stmt   // an entry by seq (export proofs)
@@ -218,7 +230,7 @@ func Open(path string, macKey []byte) (*Index, error) {
 	for _, stmt := range schema {
 		if _, err := db.Exec(stmt); err != nil {
 			var v int
-			if db.QueryRow(`SELECT CAST(v AS INTEGER) FROM meta WHERE k = 'schema'`).Scan(&v) == nil && v != schemaVersion {
+			if db.QueryRow(`SELECT CAST(v AS INTEGER) FROM meta WHERE k = 'schema'`).Scan(&v) == nil && v != schemaVersion && v != 2 {
 				err = fmt.Errorf("it has schema %d, this cairn knows %d; run `cairn reindex`", v, schemaVersion)
 			}
 			db.Close()
@@ -241,15 +253,28 @@ func Open(path string, macKey []byte) (*Index, error) {
 	case err != nil:
 		db.Close()
 		return nil, fmt.Errorf("index: %s: %w", path, err)
-	case v != schemaVersion:
+	case v != schemaVersion && v != 2:
 		db.Close()
 		return nil, fmt.Errorf("index: %s has schema %d, this cairn knows %d; run `cairn reindex`", path, v, schemaVersion)
+	}
+	// Legacy by what the file holds, not by its number: messages made with
+	// a UNIQUE sha256 column.
+	var unique int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_index_list('messages') WHERE origin = 'u'`).Scan(&unique); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index: %s: %w", path, err)
+	}
+	ix.legacy = unique > 0
+	bySHA := `SELECT s.seq, m.state FROM shas s JOIN messages m ON m.seq = s.seq WHERE s.sha = ?`
+	if ix.legacy {
+		bySHA = `SELECT seq, state FROM messages WHERE sha256 = ?`
 	}
 	for _, p := range []struct {
 		st **sql.Stmt
 		q  string
 	}{
-		{&ix.bySHA, `SELECT seq, state FROM messages WHERE sha256 = ?`},
+		{&ix.bySHA, bySHA},
+		{&ix.stateBySeq, `SELECT state FROM messages WHERE seq = ?`},
 		{&ix.byKey, `SELECT seq, message FROM deliveries WHERE delivery_key = ?`},
 		{&ix.message, `SELECT ` + messageColumns + ` FROM messages WHERE seq = ?`},
 		{&ix.entry, `SELECT line FROM entries WHERE seq = ?`},
@@ -282,7 +307,7 @@ func (ix *Index) Close() error {
 		ix.stopLoad()
 		<-ix.loadedSHAs
 	}
-	for _, st := range append([]*sql.Stmt{ix.bySHA, ix.byKey, ix.message, ix.entry}, ix.commitStmts...) {
+	for _, st := range append([]*sql.Stmt{ix.bySHA, ix.stateBySeq, ix.byKey, ix.message, ix.entry}, ix.commitStmts...) {
 		if st != nil {
 			st.Close()
 		}
@@ -426,9 +451,10 @@ func (ix *Index) Commit(b *Batch) error {
 // Writing is a batch written in an open transaction, not yet committed:
 // nothing of it is visible to readers until Commit.
 type Writing struct {
-	ix *Index
-	tx *sql.Tx
-	b  *Batch
+	ix   *Index
+	tx   *sql.Tx
+	b    *Batch
+	shas *shaChanges
 }
 
 // Write begins a transaction and writes b's rows in it, all but the ledger
@@ -436,15 +462,22 @@ type Writing struct {
 // its ledger segment is made durable, and commits them only once it is.
 // The caller must call Commit or Rollback.
 func (ix *Index) Write(b *Batch) (*Writing, error) {
+	if err := ix.loadRecent(); err != nil {
+		return nil, err
+	}
+	if err := ix.mergeRecent(); err != nil {
+		return nil, err
+	}
 	tx, err := ix.db.Begin()
 	if err != nil {
 		return nil, fmt.Errorf("index: begin: %w", err)
 	}
-	if err := ix.commitTx(tx, b); err != nil {
+	ch := &shaChanges{}
+	if err := ix.commitTx(tx, b, ch); err != nil {
 		tx.Rollback()
 		return nil, err
 	}
-	return &Writing{ix: ix, tx: tx, b: b}, nil
+	return &Writing{ix: ix, tx: tx, b: b, shas: ch}, nil
 }
 
 // Rollback drops the batch's rows.
@@ -463,6 +496,7 @@ func (w *Writing) Commit(st ledger.State) error {
 	if err := w.tx.Commit(); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
+	w.shas.apply(&ix.recent)
 	for _, e := range b.Entries {
 		for n := int64(e.Seq); ; {
 			h := ix.head.Load()
@@ -489,17 +523,25 @@ func (ix *Index) Head() int64 { return ix.head.Load() }
 func (ix *Index) FilterSHAs() {
 	f := bloom.New(int(ix.Head() + 1))
 	ix.shas.Store(f)
+	// The writer's lookups of recent hashes use the copy in memory (an
+	// error leaves it unloaded: lookups then scan shas_new, and the first
+	// Write reports the error).
+	ix.loadRecent()
 	ctx, cancel := context.WithCancel(context.Background())
 	ix.stopLoad, ix.loadedSHAs = cancel, make(chan struct{})
-	go func() {
-		defer close(ix.loadedSHAs)
+	q := `SELECT sha FROM shas UNION ALL SELECT sha FROM shas_new`
+	if ix.legacy {
 		// The UNIQUE index on sha256 covers the query: the scan reads
 		// hashes, not message rows.
-		f.Load(ctx, ix.db, `SELECT sha256 FROM messages WHERE sha256 IS NOT NULL`)
+		q = `SELECT sha256 FROM messages WHERE sha256 IS NOT NULL`
+	}
+	go func() {
+		defer close(ix.loadedSHAs)
+		f.Load(ctx, ix.db, q)
 	}()
 }
 
-func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
+func (ix *Index) commitTx(tx *sql.Tx, b *Batch, ch *shaChanges) error {
 	if len(b.Entries) > 0 {
 		st := tx.Stmt(ix.commitStmts[0])
 		defer st.Close()
@@ -520,6 +562,7 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 	if len(b.Messages) > 0 {
 		st := tx.Stmt(ix.commitStmts[1])
 		defer st.Close()
+		var newSHA *sql.Stmt // shas_new's insert, once needed
 		for i := range b.Messages {
 			m := &b.Messages[i]
 			var date any
@@ -529,7 +572,32 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 			var sha any = m.SHA256[:]
 			if m.SHA256 == ([32]byte{}) {
 				sha = nil // unknown (unreadable at reindex) or erased
-			} else if f := ix.shas.Load(); f != nil {
+			} else if !ix.legacy {
+				first, dup, err := ix.firstWithSHA(tx, m.SHA256, ch.added)
+				if err != nil {
+					return err
+				}
+				if dup {
+					// As with schema 2's UNIQUE index (below): the
+					// earlier message keeps the SHA-256.
+					m.SHA256 = [32]byte{}
+					m.Problems = append(m.Problems, fmt.Sprintf("the same bytes as message %d", first))
+					sha = nil
+				} else {
+					if newSHA == nil {
+						newSHA = tx.Stmt(ix.commitStmts[7])
+						defer newSHA.Close()
+					}
+					if _, err := newSHA.Exec(int(m.SHA256[0]>>4), int64(m.Seq), m.SHA256[:]); err != nil {
+						return fmt.Errorf("index: message %d: %w", m.Seq, err)
+					}
+					if ch.added == nil {
+						ch.added = make(map[[32]byte]uint64)
+					}
+					ch.added[m.SHA256] = m.Seq
+				}
+			}
+			if f := ix.shas.Load(); f != nil && sha != nil {
 				f.Add(string(m.SHA256[:]))
 			}
 			_, err := st.Exec(int64(m.Seq), sha, m.Size, m.Object, m.KeyObject, m.ObjectSHA256[:], m.ObjectSize,
@@ -591,7 +659,7 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch) error {
 		}
 	}
 	for _, g := range b.Gone {
-		if err := ix.wipe(tx, g); err != nil {
+		if err := ix.wipe(tx, g, ch); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`INSERT OR IGNORE INTO pending_destroy(seq) VALUES(?)`, int64(g.Seq)); err != nil {
@@ -704,7 +772,7 @@ func (ix *Index) deliveryMAC(d *DeliveryRow) []byte {
 func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }
 
 // wipe applies one Gone inside a transaction.
-func (ix *Index) wipe(tx *sql.Tx, g Gone) error {
+func (ix *Index) wipe(tx *sql.Tx, g Gone, ch *shaChanges) error {
 	row := tx.QueryRow(`SELECT `+messageColumns+` FROM messages WHERE seq = ?`, int64(g.Seq))
 	m, _, err := scanMessage(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -712,6 +780,21 @@ func (ix *Index) wipe(tx *sql.Tx, g Gone) error {
 	}
 	if err != nil {
 		return fmt.Errorf("index: message %d: %w", g.Seq, err)
+	}
+	if !ix.legacy && m.SHA256 != ([32]byte{}) {
+		// Bytes taken out of the archive are new again if they return.
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`DELETE FROM shas WHERE sha = ?`, []any{m.SHA256[:]}},
+			{`DELETE FROM shas_new WHERE part = ? AND seq = ?`, []any{int(m.SHA256[0] >> 4), int64(g.Seq)}},
+		} {
+			if _, err := tx.Exec(q.sql, q.args...); err != nil {
+				return fmt.Errorf("index: wipe message %d: %w", g.Seq, err)
+			}
+		}
+		ch.removed = append(ch.removed, m.SHA256)
 	}
 	m.SHA256 = [32]byte{}
 	m.Date = time.Time{}
@@ -858,4 +941,5 @@ var commitSQL = []string{
 	`INSERT OR IGNORE INTO custodians(addr, message, delivery) VALUES(?,?,?)`,
 	`INSERT INTO fts_docs(docid, tokens) VALUES(?, ?)`,
 	`INSERT INTO meta(k, v) VALUES('ledger_state', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`,
+	`INSERT INTO shas_new(part, seq, sha) VALUES(?, ?, ?)`,
 }

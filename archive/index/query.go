@@ -13,10 +13,13 @@ import (
 // MessageBySHA returns the seq and state of the message with these bytes.
 func (ix *Index) MessageBySHA(ctx context.Context, sha [32]byte) (seq uint64, state int, err error) {
 	var s int64
-	if ix.shas.Load().Absent(string(sha[:])) {
+	switch {
+	case ix.shas.Load().Absent(string(sha[:])):
 		err = sql.ErrNoRows
-	} else {
+	case ix.legacy:
 		err = ix.bySHA.QueryRowContext(ctx, sha[:]).Scan(&s, &state)
+	default:
+		s, state, err = ix.messageBySHA(ctx, sha)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("%w: message %x", ErrNotFound, sha[:8])
