@@ -8,6 +8,7 @@
 //	go run ./bench/smtp               # -n 20000 -sessions 20 -size 10240 -runs 3
 //	go run ./bench/smtp -n 5000 -runs 1 -cpuprofile cairn.pprof   # then: go tool pprof -top cairn.pprof
 //	go run ./bench/smtp -n 5000 -runs 1 -wall                     # where the group commit waits
+//	go run ./bench/smtp -reuse        # one connection a session (smtp-source -d), not one a message
 //
 // It builds the cairn binary, and for each run starts smtp-sink and then a
 // fresh `cairn serve` (embedded default but for the data folder and the
@@ -55,6 +56,7 @@ func main() {
 	dir := flag.String("dir", "", "folder for the archives (default: a temp folder; it is the filesystem measured)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of cairn serve during the first run's load to this file")
 	wall := flag.Bool("wall", false, "sample where the group commit's two stages spend their wall time during the first run (slows serve down)")
+	reuse := flag.Bool("reuse", false, "send every session's messages over one connection (smtp-source -d), as journaling MTAs with connection caching do; the default opens a connection a message")
 	prefill := flag.Int("prefill", 0, "archive this many messages first (the same smtp-source load, once), and measure each cairn run on a copy of that archive")
 	flag.Parse()
 	instrumented := *cpuprofile != "" || *wall
@@ -72,6 +74,9 @@ func main() {
 
 	source := []string{"smtp-source", "-s", strconv.Itoa(*sessions), "-m", strconv.Itoa(*n), "-l", strconv.Itoa(*size),
 		"-f", "a@example.com", "-t", "b@example.com"}
+	if *reuse {
+		source = slices.Insert(source, 1, "-d")
+	}
 	fmt.Fprintf(os.Stderr, "load: %s ADDR\n", strings.Join(source, " "))
 
 	var filled string
