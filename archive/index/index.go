@@ -562,7 +562,11 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch, ch *shaChanges) error {
 	if len(b.Messages) > 0 {
 		st := tx.Stmt(ix.commitStmts[1])
 		defer st.Close()
-		var newSHA *sql.Stmt // shas_new's insert, once needed
+		var newSHA *sql.Stmt // shas_new's insert
+		if !ix.legacy {
+			newSHA = tx.Stmt(ix.commitStmts[7])
+			defer newSHA.Close()
+		}
 		for i := range b.Messages {
 			m := &b.Messages[i]
 			var date any
@@ -584,10 +588,6 @@ func (ix *Index) commitTx(tx *sql.Tx, b *Batch, ch *shaChanges) error {
 					m.Problems = append(m.Problems, fmt.Sprintf("the same bytes as message %d", first))
 					sha = nil
 				} else {
-					if newSHA == nil {
-						newSHA = tx.Stmt(ix.commitStmts[7])
-						defer newSHA.Close()
-					}
 					if _, err := newSHA.Exec(int(m.SHA256[0]>>4), int64(m.Seq), m.SHA256[:]); err != nil {
 						return fmt.Errorf("index: message %d: %w", m.Seq, err)
 					}
@@ -783,16 +783,11 @@ func (ix *Index) wipe(tx *sql.Tx, g Gone, ch *shaChanges) error {
 	}
 	if !ix.legacy && m.SHA256 != ([32]byte{}) {
 		// Bytes taken out of the archive are new again if they return.
-		for _, q := range []struct {
-			sql  string
-			args []any
-		}{
-			{`DELETE FROM shas WHERE sha = ?`, []any{m.SHA256[:]}},
-			{`DELETE FROM shas_new WHERE part = ? AND seq = ?`, []any{int(m.SHA256[0] >> 4), int64(g.Seq)}},
-		} {
-			if _, err := tx.Exec(q.sql, q.args...); err != nil {
-				return fmt.Errorf("index: wipe message %d: %w", g.Seq, err)
-			}
+		if _, err := tx.Exec(`DELETE FROM shas WHERE sha = ?`, m.SHA256[:]); err != nil {
+			return fmt.Errorf("index: wipe message %d: %w", g.Seq, err)
+		}
+		if _, err := tx.Exec(`DELETE FROM shas_new WHERE part = ? AND seq = ?`, int(m.SHA256[0]>>4), int64(g.Seq)); err != nil {
+			return fmt.Errorf("index: wipe message %d: %w", g.Seq, err)
 		}
 		ch.removed = append(ch.removed, m.SHA256)
 	}
