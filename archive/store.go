@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -407,7 +406,7 @@ func (s *Store) Archive(ctx context.Context, env *ingest.Envelope, raw []byte) (
 		return rc, err
 	}
 
-	envJSON, err := json.Marshal(env)
+	envJSON, err := env.MarshalJSON()
 	if err != nil {
 		return rc, fmt.Errorf("archive: envelope: %w", err)
 	}

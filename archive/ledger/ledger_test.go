@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -294,4 +295,25 @@ func TestPreparedLeavesAreTheLinesLeaves(t *testing.T) {
 	if lg2.Checkpoint() != lg.Checkpoint() || lg2.State().Last != lg.State().Last {
 		t.Fatalf("reopened: %+v %x, written: %+v %x", lg2.Checkpoint(), lg2.State().Last, lg.Checkpoint(), lg.State().Last)
 	}
+}
+
+// Marshal writes an entry without reflection; its bytes must be exactly
+// json.Marshal's, which the ledger's lines have always been (and which
+// ParseEntry's canonical check relies on).
+func FuzzEntryMarshal(f *testing.F) {
+	f.Add([]byte(`{"v":1,"seq":12,"kind":"message","time":"2026-11-27T15:04:05.123456789Z","prev":"ab","message":{"content":"cd","size":10240,"object":"messages/x","object_sha256":"ef","object_size":10300,"key_object":"keys/x"},"delivery":{"envelope":"QUJD","envelope_commit":"01"}}`))
+	f.Add([]byte(`{"v":1,"seq":13,"kind":"delivery","time":"2026-11-27T15:04:05+01:00","prev":"ab","ref":7,"delivery":{"envelope":"QUJD","envelope_commit":"c","evidence":"evidence/x","evidence_sha256":"d"}}`))
+	f.Add([]byte(`{"v":-3,"seq":18446744073709551615,"kind":"<erase> & \u2028","time":"0001-01-01T00:00:00Z","prev":"\u0000\ufffd","event":{"type":"hold","fields":{"b":"\"","a":"é","":"\\"}}}`))
+	f.Add([]byte(`{"event":{"type":"x","fields":{}},"message":{},"delivery":{}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var e Entry
+		if json.Unmarshal(line, &e) != nil {
+			return
+		}
+		want, werr := json.Marshal(&e)
+		got, gerr := e.Marshal()
+		if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
+			t.Fatalf("Marshal of %+v:\n got %s, %v\nwant %s, %v", e, got, gerr, want, werr)
+		}
+	})
 }
