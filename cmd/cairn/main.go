@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -75,14 +77,27 @@ func setup(cmd *cobra.Command) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	setLogger(cfg, os.Stderr)
+	return cfg, nil
+}
+
+// setLogger makes the logger cfg.Log describes, writing to w.
+func setLogger(cfg *Config, w io.Writer) {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	if cfg.Log.Format == "json" {
-		logger = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(w, opts)
 	} else {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
+	if b, ok := w.(*lineBatcher); ok {
+		h = flushAtWarn{h, b}
+	}
+	logger = slog.New(h)
 	slog.SetDefault(logger)
-	return cfg, nil
 }
+
+// logBatchDelay is how long serve's log lines wait to be written together.
+const logBatchDelay = 20 * time.Millisecond

@@ -67,6 +67,9 @@ first start, listeners on 127.0.0.1 only.`,
 			if err != nil {
 				return err
 			}
+			logs := newLineBatcher(os.Stderr, logBatchDelay)
+			setLogger(cfg, logs)
+			defer logs.Flush()
 			ctx := cmd.Context()
 			// Serving bodies allocates a lot of short-lived memory (age reads
 			// in 64 KiB chunks): measured, GOGC=400 cut the IMAP view's

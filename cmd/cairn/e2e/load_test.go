@@ -71,7 +71,12 @@ func TestSMTPSourceLoad(t *testing.T) {
 	if got := queryInt(t, db, `SELECT COUNT(*) FROM messages`); got != n {
 		t.Errorf("%d messages in the index, want %d", got, n)
 	}
-	if got := in.archivedLines(); got != n {
+	// serve writes its log lines in batches, ~20 ms apart.
+	got := in.archivedLines()
+	for deadline := time.Now().Add(5 * time.Second); got != n && time.Now().Before(deadline); got = in.archivedLines() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got != n {
 		t.Errorf("%d \"smtp: archived\" log lines, want %d", got, n)
 	}
 	// A sample read back through the CLI: whole, as smtp-source sent it.
