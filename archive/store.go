@@ -524,7 +524,9 @@ func (s *Store) storeMessage(ctx context.Context, p *pending, env *ingest.Envelo
 	an := analyze(raw, s.tokenMACs)
 	mk := crypto.NewMessageKeySalt()
 	var obj bytes.Buffer
-	obj.Grow(len(raw)/2 + 512)
+	if !payload.OneWrite(len(raw)) {
+		obj.Grow(len(raw)/2 + 512) // written chunk by chunk
+	}
 	if err := payload.Seal(&obj, raw, mk, s.opts.Compression); err != nil {
 		return fmt.Errorf("archive: seal: %w", err)
 	}

@@ -138,7 +138,7 @@ func decoder() *zstd.Decoder {
 // the file key in mk.
 func Seal(dst io.Writer, raw []byte, mk *crypto.MessageKey, c Compression) error {
 	e := encoder(c)
-	if zstdBound(len(raw))+tableSize(1) <= chunkSize {
+	if OneWrite(len(raw)) {
 		return sealSmall(dst, raw, mk, e)
 	}
 	w, err := mk.Encrypt(dst)
@@ -189,6 +189,11 @@ func appendFooter(table []byte, nFrames int) []byte {
 
 func zstdBound(n int) int { return n + n>>8 + 64 }
 
+// OneWrite reports whether Seal writes the object of n bytes in a single
+// Write to dst (one STREAM chunk): a buffer given to Seal then needs no
+// room made in advance.
+func OneWrite(n int) bool { return zstdBound(n)+tableSize(1) <= chunkSize }
+
 // Reader reads the original bytes of an object by range. It is safe for
 // concurrent use; it keeps one decoded frame cached.
 type Reader struct {
@@ -210,7 +215,7 @@ type Reader struct {
 // once closed: serving a mailbox opens and closes one message after another,
 // and allocating both anew for each made the garbage collector a large part
 // of a read's cost.
-var smallPool, framePool sync.Pool // *[]byte
+var smallPool, framePool, sealPool sync.Pool // *[]byte
 
 // maxPooled bounds the buffers kept for reuse.
 const maxPooled = FrameSize + 1024

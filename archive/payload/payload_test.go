@@ -379,3 +379,63 @@ func TestReadersReuseBuffers(t *testing.T) {
 		}
 	}
 }
+
+// writeCounter counts the Writes an io.Writer gets and keeps their bytes.
+type writeCounter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
+// Seal assembles a one-chunk object in a pooled buffer: concurrent seals
+// never see each other's bytes, an object is one Write exactly when
+// OneWrite says so, and what was written stays intact after the buffer
+// goes back to the pool and is used again.
+func TestSealsReuseBuffers(t *testing.T) {
+	sizes := []int{0, 1, 700, 9000, 14000, 60000, 64 << 10, FrameSize + 5000}
+	type sealed struct {
+		raw []byte
+		obj *writeCounter
+		mk  *crypto.MessageKey
+	}
+	results := make(chan sealed)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for k := 0; k < 50; k++ {
+				n := sizes[mrand.IntN(len(sizes))]
+				raw := make([]byte, n)
+				rand.Read(raw[:n/2])
+				mk := crypto.NewMessageKeySalt()
+				w := &writeCounter{}
+				if err := Seal(w, raw, mk, Fast); err != nil {
+					panic(err)
+				}
+				results <- sealed{raw, w, mk}
+			}
+		}()
+	}
+	var all []sealed
+	for range 4 * 50 {
+		all = append(all, <-results)
+	}
+	for _, s := range all {
+		if one := OneWrite(len(s.raw)); one != (s.obj.writes == 1) {
+			t.Errorf("%d bytes: OneWrite %v, %d writes", len(s.raw), one, s.obj.writes)
+		}
+		obj := s.obj.Bytes()
+		r, err := Open(bytes.NewReader(obj), int64(len(obj)), s.mk)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", len(s.raw), err)
+		}
+		if got, err := r.Bytes(); err != nil || !bytes.Equal(got, s.raw) {
+			t.Fatalf("%d bytes: the object reads back other bytes (%v)", len(s.raw), err)
+		}
+	}
+	if !OneWrite(40<<10) || OneWrite(64<<10) {
+		t.Errorf("OneWrite(40 KiB) %v, OneWrite(64 KiB) %v: want one chunk for the first only", OneWrite(40<<10), OneWrite(64<<10))
+	}
+}

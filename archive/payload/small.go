@@ -118,7 +118,13 @@ func decryptSmall(buf, fileKey []byte) ([]byte, error) {
 // of that. TestSealIsAge holds the result to age.
 func sealSmall(dst io.Writer, raw []byte, mk *crypto.MessageKey, e *zstd.Encoder) error {
 	pre := headerLen + nonceLen
-	out := make([]byte, pre, pre+zstdBound(len(raw))+tableSize(1)+chacha20poly1305.Overhead)
+	// The object is assembled in a pooled buffer and written out in one
+	// Write, which copies it (io.Writer must not retain p): the caller's
+	// buffer is then allocated once, at the object's size, and the ~10 KiB
+	// of a typical message are not allocated and zeroed twice.
+	buf := getBuf(&sealPool, pre+zstdBound(len(raw))+tableSize(1)+chacha20poly1305.Overhead)
+	defer putBuf(&sealPool, buf)
+	out := buf[:pre]
 	// A fresh file key, as age draws one (16 bytes of crypto/rand); it is
 	// the caller's to wrap into the key object.
 	rand.Read(mk.FileKey[:])
