@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-archive/cairn/archive/index"
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/ingest"
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
@@ -330,4 +331,40 @@ func TestIndexDoesNotWaitForAHangingSegment(t *testing.T) {
 	answer()
 	rc := within(t, second, 5*time.Second, "message after the store answers again")
 	h.waitIndexed(rc.Seq, 5*time.Second)
+}
+
+// Archive keeps no reference to raw once it returns (ingest.Archiver's
+// contract; the SMTP receiver reuses its buffers): a message answered
+// before the index lists it, its buffer overwritten at once, is indexed
+// with its own header, envelope fields and search tokens, reads back, and
+// verifies.
+func TestArchiveKeepsNoReferenceToRaw(t *testing.T) {
+	h, g, ctx := underLoad(t, 24, nil)
+	unlock := holdIndex(t, h)
+	m := g.Next(3000)
+	raw := bytes.Clone(m.Raw)
+	rc := within(t, h.archiveAsync(ingest.AckWhenDurable(ctx), raw), 5*time.Second, "AckWhenDurable writer")
+	for i := range raw {
+		raw[i] = 'X'
+	}
+	unlock()
+	h.waitIndexed(rc.Seq, 5*time.Second)
+
+	// What the index holds is what a fresh analysis of the bytes gives.
+	got, err := h.st.Index().Message(ctx, rc.MessageSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &index.MessageRow{}
+	analyze(m.Raw, h.st.tokenMACs).fill(want)
+	if !bytes.Equal(got.Header, want.Header) || got.Subject != want.Subject || got.From != want.From || got.MessageID != want.MessageID {
+		t.Errorf("indexed row: header %q subject %q from %q id %q\nwant header %q subject %q from %q id %q",
+			got.Header, got.Subject, got.From, got.MessageID, want.Header, want.Subject, want.From, want.MessageID)
+	}
+	if got := h.cat(rc.MessageSeq); !bytes.Equal(got, m.Raw) {
+		t.Fatal("the message does not read back")
+	}
+	if rep := h.verify(true); !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
+	}
 }

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base32"
@@ -39,7 +40,10 @@ const maxWordLen = 64
 // archived all the same, with its problems recorded.
 func analyze(raw []byte, tokenMACs *crypto.MACPool) *analysis {
 	root, problems := message.Parse(raw)
-	an := &analysis{header: root.Header(raw), env: root.Envelope}
+	// The header is a copy: the index row that holds it may be written
+	// after Archive returned (ingest.AckWhenDurable), and Archive keeps
+	// nothing of raw (the SMTP receiver reuses its buffers).
+	an := &analysis{header: bytes.Clone(root.Header(raw)), env: root.Envelope}
 	for _, p := range problems {
 		an.problems = append(an.problems, p.String())
 	}

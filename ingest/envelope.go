@@ -213,7 +213,9 @@ type Archiver interface {
 	// (SMTP 451, harvest cursor not advanced). Malformed MIME is not an
 	// error: it is archived byte for byte and the problem recorded.
 	// ErrRefused (wrapped) marks a permanent refusal, such as a message over
-	// the size limit; every other error is temporary.
+	// the size limit; every other error is temporary. Archive keeps no
+	// reference to raw once it returns, whatever it returns: the caller may
+	// reuse its buffer.
 	Archive(ctx context.Context, env *Envelope, raw []byte) (Receipt, error)
 }
 
