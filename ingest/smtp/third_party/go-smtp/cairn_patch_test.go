@@ -7,6 +7,7 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -514,4 +515,107 @@ func TestPipelinedRepliesInOneWrite(t *testing.T) {
 		t.Fatalf("past the error threshold: replies %v, want 250, four 501s (bad commands) and the closing 500", codes)
 	}
 	<-done
+}
+
+// Patch 6: a connection's write buffer comes from a pool, is kept across
+// the re-init after STARTTLS (pointed at the new connection), and goes back
+// empty when the connection's goroutine ends; many connections at once,
+// each reusing buffers others released, get exactly their own replies.
+func TestWriteBufferPooled(t *testing.T) {
+	first, _ := net.Pipe()
+	second, client := net.Pipe()
+	defer client.Close()
+	c := &Conn{server: NewServer(patchBackend{}), conn: first}
+	c.init()
+	w := c.pooledW
+	if w == nil || c.text.W != w {
+		t.Fatal("the textproto writer is not the pooled buffer")
+	}
+	c.conn = second // as after STARTTLS
+	c.init()
+	if c.pooledW != w || c.text.W != w {
+		t.Fatal("re-init changed the write buffer")
+	}
+	printed := make(chan error, 1)
+	go func() { printed <- c.text.PrintfLine("220 after re-init") }()
+	if line, err := bufio.NewReader(client).ReadString('\n'); err != nil || line != "220 after re-init\r\n" {
+		t.Fatalf("after re-init the buffer wrote %q, %v; want it on the new connection", line, err)
+	}
+	if err := <-printed; err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("unsent")
+	c.releaseWriter()
+	if c.pooledW != nil || w.Buffered() != 0 {
+		t.Fatalf("released: connection holds %v, buffer holds %d bytes", c.pooledW, w.Buffered())
+	}
+
+	s := NewServer(patchBackend{})
+	s.Domain = "cairn.test"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	defer s.Close()
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; i < 25; i++ {
+				if err := noopSession(l.Addr().String(), fmt.Sprintf("c%d-%d.test", g, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// noopSession says EHLO as name, NOOP and QUIT, and checks each reply.
+func noopSession(addr, name string) error {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	reply := func(want string) error {
+		var last string
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("%s: reading a reply: %v", name, err)
+			}
+			if len(line) < 4 || line[3] != '-' {
+				last = line
+				break
+			}
+		}
+		if !strings.HasPrefix(last, want) {
+			return fmt.Errorf("%s: reply %q, want %q", name, last, want)
+		}
+		return nil
+	}
+	if err := reply("220 cairn.test"); err != nil {
+		return err
+	}
+	for _, step := range []struct{ cmd, want string }{
+		{"EHLO " + name, "250 "},
+		{"NOOP", "250 2.0.0 I have successfully done nothing\r\n"},
+		{"QUIT", "221 2.0.0 Bye\r\n"},
+	} {
+		if _, err := io.WriteString(conn, step.cmd+"\r\n"); err != nil {
+			return err
+		}
+		if err := reply(step.want); err != nil {
+			return err
+		}
+	}
+	return nil
 }

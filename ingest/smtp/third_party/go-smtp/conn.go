@@ -47,8 +47,9 @@ type Conn struct {
 	recipients   []string
 	didAuth      bool
 
-	pooled *bufio.Reader // cairn patch 4: the read buffer, from readerPool
-	hold   bool          // cairn patch 5: replies wait in the buffer (endHold)
+	pooled  *bufio.Reader // cairn patch 4: the read buffer, from readerPool
+	pooledW *bufio.Writer // cairn patch 6: the write buffer, from writerPool
+	hold    bool          // cairn patch 5: replies wait in the buffer (endHold)
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -88,7 +89,6 @@ func (c *Conn) init() {
 		}
 	}
 
-	c.text = textproto.NewConn(rwc)
 	// cairn patch 4: read through a larger buffer than textproto's 4 KiB,
 	// so that DATA arrives in a read call per 64 KiB, not per 4 KiB. The
 	// buffers are pooled: a connection a message is common. After
@@ -97,7 +97,30 @@ func (c *Conn) init() {
 	c.releaseReader()
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(rwc)
-	c.text.R, c.pooled = br, br
+	c.pooled = br
+	// cairn patch 6: the write buffer is pooled too, and the
+	// textproto.Conn is made around both: textproto.NewConn allocated a
+	// 4 KiB reader (thrown away above) and a 4 KiB writer per connection.
+	// The server never closes the textproto.Conn (it closes c.conn), the
+	// only use of the field NewConn would set besides the buffers.
+	if c.pooledW == nil {
+		c.pooledW = writerPool.Get().(*bufio.Writer)
+	}
+	c.pooledW.Reset(rwc) // after STARTTLS, nothing waits in it
+	c.text = &textproto.Conn{Reader: textproto.Reader{R: br}, Writer: textproto.Writer{W: c.pooledW}}
+}
+
+var writerPool = sync.Pool{New: func() interface{} { return bufio.NewWriterSize(nil, 4096) }}
+
+// releaseWriter returns the connection's write buffer to the pool (cairn
+// patch 6). Only the connection's own goroutine writes, and it calls this
+// once it writes no more.
+func (c *Conn) releaseWriter() {
+	if c.pooledW != nil {
+		c.pooledW.Reset(nil)
+		writerPool.Put(c.pooledW)
+		c.pooledW = nil
+	}
 }
 
 // readBufferSize is each connection's read buffer (cairn patch 4).

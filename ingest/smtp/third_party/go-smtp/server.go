@@ -157,6 +157,8 @@ func (s *Server) handleConn(c *Conn) error {
 		c.Close()
 		// cairn patch 4: this goroutine was the buffer's only reader.
 		c.releaseReader()
+		// cairn patch 6: and the write buffer's only writer.
+		c.releaseWriter()
 
 		s.locker.Lock()
 		delete(s.conns, c)
