@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -264,7 +265,7 @@ func (l *Log) Prepare(entries []*Entry) (*Segment, error) {
 	}
 	lines := make([][]byte, len(entries))
 	leaves := make([]Hash, len(entries))
-	var text bytes.Buffer
+	var text strings.Builder // String does not copy
 	prev := l.last
 	if l.size == 0 {
 		prev = Hash{}
@@ -283,6 +284,13 @@ func (l *Log) Prepare(entries []*Entry) (*Segment, error) {
 		lines[i] = line
 		leaves[i] = LeafHash(line)
 		prev = EntryHash(line)
+	}
+	n := 0
+	for _, line := range lines {
+		n += len(line) + 1
+	}
+	text.Grow(n)
+	for _, line := range lines {
 		text.Write(line)
 		text.WriteByte('\n')
 	}
