@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -79,7 +78,6 @@ first start, listeners on 127.0.0.1 only.`,
 			if os.Getenv("GOGC") == "" {
 				debug.SetGCPercent(400)
 			}
-			oneThread()
 			if !fileExists(cfg.archiveKeyPath()) {
 				res, err := initArchive(ctx, cfg, "")
 				if err != nil {
@@ -132,24 +130,6 @@ first start, listeners on 127.0.0.1 only.`,
 			}
 			return err
 		},
-	}
-}
-
-// oneThread runs serve's Go code on one thread (GOMAXPROCS 1) on a machine
-// of two CPUs or fewer, unless GOMAXPROCS is set. serve's work is
-// system calls, disk flushes and SQLite (which run outside the Go
-// scheduler's threads) around short bursts of Go code per message; with
-// a second scheduler thread, every burst's goroutines wake and hand work
-// to the other thread through the kernel. Measured with bench/smtp on 2
-// CPUs (smtp-source on the same machine, 20 sessions): 4.0 context
-// switches a message against 0.8 with one thread, 250 against 186 µs of
-// serve's CPU a message, 1.4 against 1.0 ms from the end of DATA to the
-// 250, and 17 % more messages a second; the IMAP view's benchmark read as
-// fast. On more CPUs Go's default (one thread a CPU) is kept.
-func oneThread() {
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) <= 2 {
-		runtime.GOMAXPROCS(1)
-		logger.Info("Go code runs on one thread (GOMAXPROCS 1): 2 CPUs or fewer; set GOMAXPROCS to change it", "cpus", runtime.NumCPU())
 	}
 }
 

@@ -24,14 +24,6 @@ import (
 // milliseconds, not when the disk stalls: a flush slower than slowFlush
 // switches to the ordinary call, which gives the P up, until a flush is
 // fast again. One stall is then felt by the whole process at most once.
-//
-// With one P (cairn serve on two CPUs or fewer) a raw flush holds up every
-// goroutine while it lasts, and it still measured better (~300 µs
-// flushes, 3 pairs: 194-204 against 205-219 µs of serve CPU a message):
-// the ordinary call holds the P just the same until sysmon takes it back,
-// which takes up to 10 ms once sysmon has slowed down. A 2 ms slowFlush,
-// tried for that reason, gave no better rate or tail (p99 to the 250
-// 12-13 ms either way, from SQLite's long calls).
 const slowFlush = 20 * time.Millisecond
 
 // datasyncer makes flushes with the call that suits the disk's latest
