@@ -93,7 +93,7 @@ const (
 )
 
 // Message buffers are reused: a message of smtp-source's 10 KiB took a
-// fresh 16 KiB buffer, a seventh of the bytes serve allocated a message.
+// fresh 16 KiB buffer, a fifth of the bytes serve allocated a message.
 // archive.Store keeps no reference to the bytes once Archive returns
 // (ingest.Archiver). Buffers over maxPooled are left to the collector.
 var buffers sync.Pool // *[]byte
