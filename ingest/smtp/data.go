@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"sync"
 	"sync/atomic"
 )
 
@@ -92,37 +91,29 @@ const (
 	maxInitialBuffer = 1 << 20
 )
 
-// Message buffers are reused: a message of smtp-source's 10 KiB took a
-// fresh 16 KiB buffer, a fifth of the bytes serve allocated a message.
-// archive.Store keeps no reference to the bytes once Archive returns
-// (ingest.Archiver). Buffers over maxPooled are left to the collector.
-var buffers sync.Pool // *[]byte
-
+// Message buffers are reused (Server.buffers): a message of smtp-source's
+// 10 KiB took a fresh 16 KiB buffer, a fifth of the bytes serve allocated
+// a message. archive.Store keeps no reference to the bytes once Archive
+// returns (ingest.Archiver). A buffer is never larger than the server's
+// MaxMessageBytes; those over maxPooled are left to the collector.
 const maxPooled = 256 << 10
 
-// pooledBuffer returns an empty reused buffer of n to max bytes, or nil.
-func pooledBuffer(n, max int64) []byte {
+// pooledBuffer returns an empty reused buffer of at least n bytes, or nil.
+func (s *Server) pooledBuffer(n int64) []byte {
 	if n > maxPooled {
 		return nil
 	}
-	b, ok := buffers.Get().(*[]byte)
-	switch {
-	case !ok:
-		return nil
-	case int64(cap(*b)) > max:
-		buffers.Put(b) // for a receiver with a larger limit
-		return nil
-	case int64(cap(*b)) < n:
-		return nil
+	if b, ok := s.buffers.Get().(*[]byte); ok && int64(cap(*b)) >= n {
+		return (*b)[:0]
 	}
-	return (*b)[:0]
+	return nil
 }
 
 // putBuffer gives b back for reuse; nothing may use it afterwards.
-func putBuffer(b []byte) {
+func (s *Server) putBuffer(b []byte) {
 	if cap(b) > 0 && cap(b) <= maxPooled {
 		b = b[:0]
-		buffers.Put(&b)
+		s.buffers.Put(&b)
 	}
 }
 
@@ -141,10 +132,10 @@ func (s *Server) readMessage(r io.Reader, sizeHint int64) ([]byte, int64, error)
 	want = min(want, max)
 	// The budget is charged for what the buffer holds: a reused buffer's
 	// capacity, or a new one's.
-	buf := pooledBuffer(want, max)
+	buf := s.pooledBuffer(want)
 	held := int64(cap(buf))
 	if buf != nil && !s.budget.acquire(held) {
-		putBuffer(buf)
+		s.putBuffer(buf)
 		buf = nil
 	}
 	if buf == nil {
@@ -167,7 +158,7 @@ func (s *Server) readMessage(r io.Reader, sizeHint int64) ([]byte, int64, error)
 			held += grow
 			next := make([]byte, len(buf), int64(cap(buf))+grow)
 			copy(next, buf)
-			putBuffer(buf)
+			s.putBuffer(buf)
 			buf = next
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])

@@ -44,6 +44,7 @@ type Server struct {
 	log        *slog.Logger
 	smtp       *gosmtp.Server
 	budget     budget
+	buffers    sync.Pool // *[]byte: message buffers for reuse (data.go)
 	counters   *counters
 
 	baseCtx    context.Context // ends at Close: cancels Archive calls in flight

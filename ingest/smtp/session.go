@@ -163,7 +163,7 @@ func (s *session) Data(r io.Reader) error {
 	defer s.srv.budget.release(held)
 	// Last use of raw: the log lines below take its length only, and the
 	// archive keeps nothing of it once Archive returns.
-	defer putBuffer(raw)
+	defer s.srv.putBuffer(raw)
 	if err != nil {
 		rep, why := dataFailure(err, s.srv.opts.MaxMessageBytes)
 		s.srv.counters.refuse(why)
