@@ -7,12 +7,14 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // refData is upstream's dataReader loop, unpatched.
@@ -618,4 +620,52 @@ func noopSession(addr, name string) error {
 		}
 	}
 	return nil
+}
+
+// Patch 7: a goroutine that has served a connection takes the next one
+// that Serve hands it; Shutdown and Close end the idle ones at once.
+func TestIdleGoroutineServesTheNextConnection(t *testing.T) {
+	for _, stop := range []string{"Shutdown", "Close"} {
+		s := NewServer(patchBackend{})
+		s.Domain = "cairn.test"
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(l) }()
+		if err := noopSession(l.Addr().String(), "first.test"); err != nil {
+			t.Fatal(err)
+		}
+		// The goroutine that served it is now idle: it takes a connection
+		// handed to it directly, as Serve does.
+		server, client := net.Pipe()
+		select {
+		case s.idle <- server:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no goroutine took a connection after the first one ended", stop)
+		}
+		client.SetDeadline(time.Now().Add(5 * time.Second))
+		if line, err := bufio.NewReader(client).ReadString('\n'); err != nil || !strings.HasPrefix(line, "220 cairn.test") {
+			t.Fatalf("%s: the idle goroutine's connection read %q, %v", stop, line, err)
+		}
+		client.Close()
+		// Whatever waits idle ends with the server, long before
+		// idleConnGoroutine.
+		t0 := time.Now()
+		if stop == "Shutdown" {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = s.Shutdown(ctx)
+			cancel()
+		} else {
+			err = s.Close()
+			s.wg.Wait()
+		}
+		if err != nil || time.Since(t0) > 2*time.Second {
+			t.Fatalf("%s: %v after %v", stop, err, time.Since(t0))
+		}
+		if err := <-served; err != nil {
+			t.Fatalf("%s: Serve: %v", stop, err)
+		}
+	}
 }
