@@ -669,3 +669,33 @@ func TestIdleGoroutineServesTheNextConnection(t *testing.T) {
 		}
 	}
 }
+
+// refReply is upstream's formatting of a reply (before cairn patch 8).
+func refReply(code int, enhCode EnhancedCode, text []string) string {
+	var b strings.Builder
+	last := len(text) - 1
+	for i := 0; i < last; i++ {
+		fmt.Fprintf(&b, "%d-%v\r\n", code, text[i])
+	}
+	if enhCode == NoEnhancedCode {
+		fmt.Fprintf(&b, "%d %v\r\n", code, text[last])
+	} else {
+		fmt.Fprintf(&b, "%d %v.%v.%v %v\r\n", code, enhCode[0], enhCode[1], enhCode[2], text[last])
+	}
+	return b.String()
+}
+
+// Patch 8: replies are formatted without fmt, to the same bytes.
+func FuzzReplyPatch(f *testing.F) {
+	f.Add(250, 2, 0, 0, "OK")
+	f.Add(250, -1, -1, -1, "cairn.test\nPIPELINING\n8BITMIME\nSIZE 1000")
+	f.Add(421, 4, 4, 2, "Idle timeout, bye bye")
+	f.Add(-5, 123, -7, 0, "\n\n")
+	f.Fuzz(func(t *testing.T, code, e0, e1, e2 int, joined string) {
+		enh := EnhancedCode{e0, e1, e2}
+		text := strings.Split(joined, "\n")
+		if got, want := string(appendReply(nil, code, enh, text)), refReply(code, enh, text); got != want {
+			t.Fatalf("appendReply(%d, %v, %q) = %q, want %q", code, enh, text, got, want)
+		}
+	})
+}

@@ -1374,19 +1374,38 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	// cairn patch 3: the lines of a reply go out in one write, not one
 	// each (textproto's PrintfLine flushes every line), so EHLO's
 	// capability list is one segment and one wakeup for the client.
-	w := c.text.W
-	lastLineIndex := len(text) - 1
-	for i := 0; i < lastLineIndex; i++ {
-		fmt.Fprintf(w, "%d-%v\r\n", code, text[i])
-	}
-	if enhCode == NoEnhancedCode {
-		fmt.Fprintf(w, "%d %v\r\n", code, text[lastLineIndex])
-	} else {
-		fmt.Fprintf(w, "%d %v.%v.%v %v\r\n", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
-	}
+	// cairn patch 8: the lines are formatted without fmt.
+	var buf [256]byte
+	c.text.W.Write(appendReply(buf[:0], code, enhCode, text))
 	if !c.hold {
-		w.Flush()
+		c.text.W.Flush()
 	}
+}
+
+// appendReply appends the reply's lines as upstream's Fprintf calls wrote
+// them: "%d-%v\r\n" for each line but the last, then "%d %v\r\n", or
+// "%d %v.%v.%v %v\r\n" with an enhanced code (cairn patch 8).
+func appendReply(b []byte, code int, enhCode EnhancedCode, text []string) []byte {
+	last := len(text) - 1
+	for i := 0; i < last; i++ {
+		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, '-')
+		b = append(b, text[i]...)
+		b = append(b, '\r', '\n')
+	}
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	if enhCode != NoEnhancedCode {
+		for i, n := range enhCode {
+			if i > 0 {
+				b = append(b, '.')
+			}
+			b = strconv.AppendInt(b, int64(n), 10)
+		}
+		b = append(b, ' ')
+	}
+	b = append(b, text[last]...)
+	return append(b, '\r', '\n')
 }
 
 // endHold ends a held reply (cairn patch 5): it is sent now, unless the
