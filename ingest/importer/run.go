@@ -177,6 +177,15 @@ func (r *runner) send(j *job) error {
 			return err
 		}
 	}
+	// A stopped import hands out nothing more: select alone would pick
+	// at random between a waiting worker and the stop, and under load an
+	// import stopped by MaxFailures went on failing messages.
+	if err := r.ctx.Err(); err != nil {
+		if j.raw != nil {
+			r.mem.release(int64(len(j.raw)))
+		}
+		return err
+	}
 	select {
 	case r.jobs <- j:
 		return nil
@@ -608,12 +617,14 @@ func (r *runner) done(rc ingest.Receipt, path string, offset, bytesDone int64) {
 func (r *runner) fail(path string, offset int64, reason string, bytesDone int64) {
 	r.mu.Lock()
 	r.failed++
-	tooMany := r.opts.MaxFailures > 0 && r.failed >= r.opts.MaxFailures
-	r.mu.Unlock()
-	r.issue(IssueFailed, path, offset, reason, bytesDone)
-	if tooMany {
+	if r.opts.MaxFailures > 0 && r.failed >= r.opts.MaxFailures {
+		// Stopped with the count, under the lock: a worker that made the
+		// count and was then descheduled before it stopped the import let
+		// the others go on failing messages meanwhile.
 		r.stop(fmt.Errorf("%w: %d messages failed, the last: %s", ErrTooManyFailures, r.opts.MaxFailures, reason))
 	}
+	r.mu.Unlock()
+	r.issue(IssueFailed, path, offset, reason, bytesDone)
 }
 
 // issue counts and records an issue and the source bytes it completes.

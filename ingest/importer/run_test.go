@@ -485,8 +485,11 @@ func TestArchiverErrors(t *testing.T) {
 	if !errors.Is(err, ErrTooManyFailures) || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("err %v", err)
 	}
-	if sum.Failed < 5 || sum.Failed > 10 {
-		t.Errorf("failed %d, want about 5", sum.Failed)
+	// The fifth failure stops the import as it is counted: at most the
+	// other worker's message in flight and one handed out as the stop
+	// came fail after it.
+	if sum.Failed < 5 || sum.Failed > 5+2 {
+		t.Errorf("failed %d, want 5 to 7", sum.Failed)
 	}
 }
 
