@@ -104,3 +104,70 @@ func TestCommitWaitsForAnnouncedMessages(t *testing.T) {
 		t.Errorf("CommitWait < 0: the commit took %v", d)
 	}
 }
+
+// A batch waits for the messages announced before it began, not for those
+// announced while it waits: under a steady load someone is always about to
+// announce, and waiting for them too held every batch for all of
+// CommitWait.
+func TestCommitDoesNotWaitForLaterAnnouncements(t *testing.T) {
+	h := newHarness(t)
+	g := gen.New(6)
+	ctx := context.Background()
+	h.reopenWith(20 * time.Second)
+	waiting := make(chan struct{}, 1)
+	testHookFillWaits = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	defer func() { testHookFillWaits = nil }()
+
+	before := h.st.Stats()
+	actx, withdrawA := h.st.Announce(ctx)
+	defer withdrawA()
+	m1, m2 := g.Next(2000).Raw, g.Next(2000).Raw
+	done := make(chan error, 2)
+	go func() {
+		_, err := h.st.Archive(ctx, env("a@example.com"), m1)
+		done <- err
+	}()
+	// m1's batch began, and waits for A's message.
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch never waited for the announced message")
+	}
+	// B announces now and does not come.
+	_, withdrawB := h.st.Announce(ctx)
+	defer withdrawB()
+	go func() {
+		_, err := h.st.Archive(actx, env("b@example.com"), m2)
+		done <- err
+	}()
+	timeout := time.After(10 * time.Second) // CommitWait is 20 s
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-timeout:
+			t.Fatal("the batch waited for a message announced after it began")
+		}
+	}
+	for i := 0; i < 200 && h.st.Stats().Entries-before.Entries < 2; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := h.st.Stats(); st.Entries-before.Entries != 2 || st.Batches-before.Batches != 1 {
+		t.Errorf("%d entries in %d batches for the waiting message and the announced one, want 2 in 1",
+			st.Entries-before.Entries, st.Batches-before.Batches)
+	}
+	withdrawB()
+	if n := h.st.announced.Load(); n != 0 {
+		t.Errorf("%d announcements left", n)
+	}
+	if a, n := h.st.arrived.Load(), h.st.announcements.Load(); a != n {
+		t.Errorf("%d of %d announced messages counted as arrived", a, n)
+	}
+}

@@ -68,14 +68,24 @@ func (s *Store) commitLoop() {
 const indexIdle = 5 * time.Millisecond
 
 // fill takes what is queued behind first, up to MaxBatch. While writers
-// that announced a message are still on their way, it waits for them, at
-// most CommitWait in all: a batch then carries more deliveries for one
-// flush, one signature and two transactions. Writers that did not announce
-// (cairn import's workers) are never waited for, nor is anyone when no
-// one announced: a single client's message commits at once.
+// that announced a message before the batch began are still on their way,
+// it waits for them, at most CommitWait in all: a batch then carries more
+// deliveries for one flush, one signature and two transactions. Writers
+// that announce while it waits go in the next batch: under a steady load
+// someone always is about to announce, and waiting for them too held every
+// batch for all of CommitWait (bench/smtp: a batch waited 0.75–0.8 ms
+// against 0.5 ms, and the writers got their answers later for it). Writers
+// that did not announce (cairn import's workers) are never waited for, nor
+// is anyone when no one announced: a single client's message commits at
+// once.
 func (s *Store) fill(first *pending) []*pending {
 	batch := []*pending{first}
 	var timer *time.Timer
+	// The messages announced so far have all come once as many have
+	// arrived. (Arrivals are not told apart: one announced later that
+	// arrives first stands in for an earlier one, and the batch stops
+	// waiting that much earlier.)
+	awaited := s.announcements.Load()
 	for len(batch) < s.opts.MaxBatch {
 		select {
 		case p := <-s.queue:
@@ -83,12 +93,15 @@ func (s *Store) fill(first *pending) []*pending {
 			continue
 		default:
 		}
-		if s.opts.CommitWait < 0 || s.announced.Load() <= 0 {
+		if s.opts.CommitWait < 0 || s.announced.Load() <= 0 || s.arrived.Load() >= awaited {
 			break
 		}
 		if timer == nil {
 			timer = time.NewTimer(s.opts.CommitWait)
 			defer timer.Stop()
+			if testHookFillWaits != nil {
+				testHookFillWaits()
+			}
 		}
 		select {
 		case p := <-s.queue:
@@ -101,6 +114,10 @@ func (s *Store) fill(first *pending) []*pending {
 	return batch
 }
 
+// testHookFillWaits, if set (by tests), runs when a batch starts waiting
+// for announced messages.
+var testHookFillWaits func()
+
 // Announce implements ingest.Announcer: the caller is about to archive a
 // message (the SMTP receiver announces one at a transaction's first
 // accepted RCPT). Until the message is queued for the group commit (its
@@ -108,6 +125,7 @@ func (s *Store) fill(first *pending) []*pending {
 // commit waits up to CommitWait for it. withdraw may be called more than
 // once.
 func (s *Store) Announce(ctx context.Context) (context.Context, func()) {
+	s.announcements.Add(1)
 	s.announced.Add(1)
 	a := &announcement{s: s}
 	return context.WithValue(ctx, announcementKey{}, a), a.done
@@ -117,10 +135,22 @@ func (s *Store) Announce(ctx context.Context) (context.Context, func()) {
 type announcement struct {
 	s         *Store
 	withdrawn atomic.Bool
+	// came: counted in Store.arrived (queued, or given up).
+	came atomic.Bool
+}
+
+// arriving counts the announced message as arrived, once: enqueue calls it
+// before the message is queued, so that a fill which receives the message
+// sees it counted.
+func (a *announcement) arriving() {
+	if a.came.CompareAndSwap(false, true) {
+		a.s.arrived.Add(1)
+	}
 }
 
 func (a *announcement) done() {
 	if a.withdrawn.CompareAndSwap(false, true) {
+		a.arriving()
 		a.s.announced.Add(-1)
 	}
 }

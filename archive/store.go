@@ -111,8 +111,13 @@ type Store struct {
 	commitMu sync.Mutex  // one writer of the ledger and index at a time
 	behind   atomic.Bool // an index commit failed after its segment was written
 	// announced counts the messages announced (Announce) and not yet
-	// queued or abandoned: the group commit waits for them.
-	announced atomic.Int64
+	// queued or abandoned: the group commit waits for them. announcements
+	// counts every announcement made, arrived every announced message
+	// queued or abandoned (about to be queued, for enqueue): fill tells
+	// from them when those on their way as a batch began have come.
+	announced     atomic.Int64
+	announcements atomic.Int64
+	arrived       atomic.Int64
 
 	// textGen counts the index writes that may have added full-text
 	// tokens (batches with text, catch-ups; 1 at Open for what earlier
@@ -490,9 +495,13 @@ func (s *Store) ensureCaughtUp(ctx context.Context) error {
 }
 
 func (s *Store) enqueue(ctx context.Context, p *pending) error {
+	a, _ := ctx.Value(announcementKey{}).(*announcement)
+	if a != nil {
+		a.arriving() // before the send: a fill that receives p sees it arrived
+	}
 	select {
 	case s.queue <- p:
-		if a, ok := ctx.Value(announcementKey{}).(*announcement); ok {
+		if a != nil {
 			a.done() // queued: no longer on its way
 		}
 		return nil
