@@ -221,7 +221,8 @@ type Archiver interface {
 
 // An Announcer is an Archiver that a source can tell, ahead of Archive,
 // that a message is coming; archive.Store's group commit then waits briefly
-// for it instead of committing a batch without it. Announce returns the
+// for it instead of committing a batch without it (a batch begun before the
+// announcement does not wait: the next one does). Announce returns the
 // context to derive that message's Archive context from (Archive withdraws
 // the announcement once the message is queued) and a function that
 // withdraws it, for a message that does not come; calling it again is
