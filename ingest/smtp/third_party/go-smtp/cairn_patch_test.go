@@ -699,3 +699,20 @@ func FuzzReplyPatch(f *testing.F) {
 		}
 	})
 }
+
+// discardConn is a net.Conn whose writes go nowhere.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// Patch 8: a reply is formatted into the write buffer, not into a buffer of
+// its own (which escaped to the heap: 256 bytes a reply, seven a message).
+func TestReplyAllocates(t *testing.T) {
+	c := &Conn{server: NewServer(patchBackend{}), conn: discardConn{}}
+	c.init()
+	defer c.releaseWriter()
+	// One allocation is upstream's: the lines split again on "\n".
+	if n := testing.AllocsPerRun(100, func() { c.writeResponse(250, EnhancedCode{2, 0, 0}, "OK") }); n > 1 {
+		t.Errorf("a one-line reply made %v allocations, want at most 1", n)
+	}
+}

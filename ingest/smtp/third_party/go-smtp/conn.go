@@ -1374,9 +1374,9 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	// cairn patch 3: the lines of a reply go out in one write, not one
 	// each (textproto's PrintfLine flushes every line), so EHLO's
 	// capability list is one segment and one wakeup for the client.
-	// cairn patch 8: the lines are formatted without fmt.
-	var buf [256]byte
-	c.text.W.Write(appendReply(buf[:0], code, enhCode, text))
+	// cairn patch 8: the lines are formatted without fmt, into the write
+	// buffer's free space: a reply allocates no buffer of its own.
+	c.text.W.Write(appendReply(c.text.W.AvailableBuffer(), code, enhCode, text))
 	if !c.hold {
 		c.text.W.Flush()
 	}
