@@ -72,9 +72,10 @@ const indexIdle = 5 * time.Millisecond
 // it waits for them, at most CommitWait in all: a batch then carries more
 // deliveries for one flush, one signature and two transactions. Writers
 // that announce while it waits go in the next batch: under a steady load
-// someone always is about to announce, and waiting for them too held every
-// batch for all of CommitWait (bench/smtp: a batch waited 0.75–0.8 ms
-// against 0.5 ms, and the writers got their answers later for it). Writers
+// someone is always about to announce, and waiting for them too held every
+// batch for all of CommitWait (instrumented under bench/smtp's load: a
+// batch waited 0.75–0.8 ms, now 0.5 ms, and its writers got their answers
+// that much later). Writers
 // that did not announce (cairn import's workers) are never waited for, nor
 // is anyone when no one announced: a single client's message commits at
 // once.
@@ -121,8 +122,8 @@ var testHookFillWaits func()
 // Announce implements ingest.Announcer: the caller is about to archive a
 // message (the SMTP receiver announces one at a transaction's first
 // accepted RCPT). Until the message is queued for the group commit (its
-// Archive call got the returned context) or withdraw is called, each group
-// commit waits up to CommitWait for it. withdraw may be called more than
+// Archive call got the returned context) or withdraw is called, a group
+// commit begun after the announcement waits up to CommitWait for it. withdraw may be called more than
 // once.
 func (s *Store) Announce(ctx context.Context) (context.Context, func()) {
 	s.announcements.Add(1)
