@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,22 @@ func deliverOne(t testing.TB, addr, from string, to []string, raw []byte) string
 	r := c.Deliver(from, to, raw)
 	c.Quit()
 	return r
+}
+
+// deliverIndexed delivers raw to the instance's receiver, requires a 250
+// with its ledger sequence number, and waits until the index lists the
+// message: the 250 comes once the message is durable, the index row a few
+// milliseconds later, and the test reads through the index next (search,
+// holds, exports, the IMAP view).
+func (in *instance) deliverIndexed(t testing.TB, from string, to []string, raw []byte) uint64 {
+	t.Helper()
+	r := deliverOne(t, in.smtpAddr, from, to, raw)
+	seq, ok := smtptest.ParseSeq(r)
+	if !strings.HasPrefix(r, "250 ") || !ok {
+		t.Fatalf("deliver from %s: reply %q", from, r)
+	}
+	in.waitIndexed(t, seq)
+	return seq
 }
 
 // heloName is the name the raw sessions say EHLO with.

@@ -100,14 +100,13 @@ func TestSMTPSourceLoad(t *testing.T) {
 // bytes smtptest sent, and a sample is read back with cairn cat.
 func checkAcked(t *testing.T, in *instance, run string, acks []smtptest.Ack, sample int) {
 	t.Helper()
-	db := in.db()
 	// Under load the index lists a message a few milliseconds after its
-	// 250 (archive.Options.IndexWait): wait for the newest.
+	// 250: wait for the newest.
 	var newest uint64
 	for _, a := range acks {
 		newest = max(newest, a.Seq)
 	}
-	waitCount(t, db, 1, 10*time.Second, `SELECT COUNT(*) FROM entries WHERE seq >= ?`, newest)
+	db := in.waitIndexed(t, newest)
 	missing := 0
 	for _, a := range acks {
 		want := sha256.Sum256(smtptest.Message(run, a.N, 10240))

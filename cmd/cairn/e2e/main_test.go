@@ -418,6 +418,19 @@ func waitCount(t testing.TB, db *sql.DB, want int, d time.Duration, q string, ar
 	}
 }
 
+// waitIndexed waits until the index lists ledger entry seq and returns the
+// index. A 250 means the message is durable in the object store and the
+// ledger; the index lists it a few milliseconds later (archive.Options.
+// IndexWait), so a test that reads the index right after a reply waits here.
+func (in *instance) waitIndexed(t testing.TB, seq uint64) *sql.DB {
+	t.Helper()
+	db := in.db()
+	if waitCount(t, db, 1, 10*time.Second, `SELECT COUNT(*) FROM entries WHERE seq >= ?`, seq) < 1 {
+		t.Fatalf("ledger entry %d not in the index after 10 s", seq)
+	}
+	return db
+}
+
 // runScript runs one of the repository's scripts and returns its stdout.
 func runScript(t testing.TB, env []string, script string, args ...string) string {
 	t.Helper()

@@ -96,9 +96,13 @@ func TestProtocolProbes(t *testing.T) {
 		t.Fatalf("message over TLS: %q", r)
 	}
 	c.Quit()
-	tlsSeq, _ := smtptest.ParseSeq(r)
+	tlsSeq, ok := smtptest.ParseSeq(r)
+	if !ok {
+		t.Fatalf("no ledger sequence number in %q", r)
+	}
 
-	db := in.db()
+	// The TLS message came last: once the index lists it, it lists both.
+	db := in.waitIndexed(t, tlsSeq)
 	if n := queryInt(t, db, `SELECT COUNT(*) FROM deliveries`); n != 2 {
 		t.Errorf("%d deliveries, want 2 (the legitimate message and the one over TLS)", n)
 	}
