@@ -228,10 +228,21 @@ func TestObjectStoreOutage(t *testing.T) {
 		// Batches already past their object writes may still commit just
 		// after the store went; once the probe has failed, nothing can.
 		// The index lists an answered batch up to IndexWait (100 ms) after
-		// its 250, and the probe may fail fast (a refused connection):
-		// let the index settle before counting.
-		time.Sleep(500 * time.Millisecond)
+		// its 250, later on a loaded machine, and the probe may fail fast
+		// (a refused connection): wait until the index stops changing
+		// before counting.
 		frozen := deliveries()
+		for settle := time.Now().Add(30 * time.Second); ; {
+			time.Sleep(time.Second)
+			n := deliveries()
+			if n == frozen {
+				break
+			}
+			if time.Now().After(settle) {
+				t.Fatalf("%s: the index still grows 30 s into the outage (%d deliveries, then %d)", name, frozen, n)
+			}
+			frozen = n
+		}
 		time.Sleep(4 * time.Second)
 		if n := deliveries(); n != frozen {
 			t.Errorf("%s: %d deliveries indexed (and answered 250) while the store was down", name, n-frozen)
