@@ -329,9 +329,20 @@ func TestIdleArchivesNewMailAtOnce(t *testing.T) {
 	}
 }
 
+// Without IDLE, new mail is archived by the next poll, and the passes are
+// PollInterval apart. The message is added after a pass ended (the first
+// LastSuccess): the pass that archives it started PollInterval after that
+// one ended at the earliest. Both times are the harvester's own (the
+// Archive call, LastSuccess), so a test goroutine that runs late cannot
+// make the check fail.
 func TestPollWithoutIdle(t *testing.T) {
 	m := newMemServer(t, fullCaps(), nil)
 	a := newMemArchiver()
+	var archivedAt atomic.Int64 // wall-clock ns of the first Archive call
+	a.hook = func(*ingest.Envelope, []byte) error {
+		archivedAt.CompareAndSwap(0, time.Now().UnixNano())
+		return nil
+	}
 	src := m.source("mem")
 	src.NoIdle = true
 	src.PollInterval = time.Second
@@ -339,15 +350,23 @@ func TestPollWithoutIdle(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go h.Run(ctx)
-	waitFor(t, 5*time.Second, func() bool {
+	var passEnd time.Time
+	waitFor(t, 15*time.Second, func() bool {
 		st, _ := h.Status(context.Background())
-		return !st[0].LastSuccess.IsZero()
+		passEnd = st[0].LastSuccess
+		return !passEnd.IsZero()
 	})
-	start := time.Now()
 	m.add("Other", testMessage(1, 1000))
-	waitFor(t, 5*time.Second, func() bool { return a.deliveries() == 1 })
-	if d := time.Since(start); d < 200*time.Millisecond {
-		t.Fatalf("archived after %v: before the next poll?", d)
+	deadline := time.Now().Add(15 * time.Second)
+	for a.deliveries() != 1 {
+		if time.Now().After(deadline) {
+			st, _ := h.Status(context.Background())
+			t.Fatalf("%d deliveries 15 s after the message came (poll interval 1 s); status %+v", a.deliveries(), st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Unix(0, archivedAt.Load()).Sub(passEnd); d < src.PollInterval {
+		t.Fatalf("archived %v after the previous pass ended: before the next poll (interval %v)?", d, src.PollInterval)
 	}
 }
 

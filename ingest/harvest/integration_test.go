@@ -430,18 +430,37 @@ func TestDovecotIdleAndPoll(t *testing.T) {
 	defer ca.Close()
 	cb := d.Client("bob", "pw")
 	defer cb.Close()
+	// waitCount waits until the archive holds want messages.
+	waitCount := func(what string, d time.Duration, want int64) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for {
+			n := count()
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d messages archived after %v, want %d", what, n, d, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	for i := 0; i < 3; i++ {
-		// IDLE: at once.
+		// IDLE: at once (the idle source polls hourly, so 15 s can only be
+		// IDLE). The count is read before the delivery: the harvester may
+		// archive the message before Append returns.
+		want := count() + 1
 		t0 := time.Now()
 		dovecottest.Append(t, ca, "INBOX", g.Next(3000).Raw, time.Now())
-		want := count() + 1
-		waitFor(t, 5*time.Second, func() bool { return count() == want })
+		waitCount("IDLE", 15*time.Second, want)
 		t.Logf("IDLE: archived %v after delivery", time.Since(t0).Round(time.Millisecond))
-		// Polling: within one poll interval.
+		// Polling: at the next poll (every 3 s; bob's source does not IDLE,
+		// so without a poll the message never comes). 15 s leaves room for
+		// a slow pass on a loaded machine.
+		want++
 		t0 = time.Now()
 		dovecottest.Append(t, cb, "Work", g.Next(3000).Raw, time.Now())
-		want++
-		waitFor(t, 3*time.Second+2*time.Second, func() bool { return count() == want })
+		waitCount("poll", 15*time.Second, want)
 		t.Logf("poll every 3s: archived %v after delivery", time.Since(t0).Round(time.Millisecond))
 	}
 	var refs []ref
