@@ -42,6 +42,25 @@ func waitCursor(t testing.TB, l *Log, name string, seq Seq, timeout time.Duratio
 	}
 }
 
+// waitStatus waits until cond holds for every sink's status and returns
+// those statuses; after timeout it fails the test with the last ones seen.
+// The pumps update their status in their own goroutines, so a test waits
+// for the state it expects instead of sleeping and hoping it came.
+func waitStatus(t testing.TB, l *Log, what string, timeout time.Duration, cond func(SinkStatus) bool) []SinkStatus {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		sts := l.SinkStatus()
+		if !slices.ContainsFunc(sts, func(s SinkStatus) bool { return !cond(s) }) {
+			return sts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; last status %+v", timeout, what, sts)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // checkStream checks a received sequence of seqs: after dropping repeats,
 // it is exactly 1..n in order; it returns how many were repeats.
 func checkStream(t testing.TB, got []Seq, n Seq) int {
@@ -172,9 +191,12 @@ func TestHungSinkDoesNotBlockRecord(t *testing.T) {
 	if el := time.Since(start); el > 20*time.Second {
 		t.Fatalf("2000 records took %v with a hung sink", el)
 	}
-	time.Sleep(300 * time.Millisecond)
-	st := e.log.SinkStatus()[0]
-	if st.Cursor != 0 || st.Lag != 2001 || st.LastError == "" || st.Failures == 0 {
+	// The first attempt fails only when its AttemptTimeout ends, in the
+	// pump's goroutine: wait for that rather than for a fixed time.
+	st := waitStatus(t, e.log, "the hung attempt to fail", 10*time.Second, func(s SinkStatus) bool {
+		return s.LastError != "" && s.Failures > 0
+	})[0]
+	if st.Cursor != 0 || st.Lag != 2001 {
 		t.Fatalf("status of a hung sink: %+v", st)
 	}
 }
@@ -292,8 +314,13 @@ func TestSyslogSinkSurvivesReceiverRestart(t *testing.T) {
 	waitCursor(t, e.log, "syslog", 500, 10*time.Second)
 	srv.stop()
 	recordParallel(t, e.log, 500)
-	time.Sleep(300 * time.Millisecond)
-	if st := e.log.SinkStatus()[0]; st.Cursor != 500 || st.LastError == "" {
+	// Wait until the pump has noticed the receiver is gone and failed a few
+	// retries (Failures counts consecutive failures, so none succeeded in
+	// between): the cursor must not have moved past what was confirmed.
+	st := waitStatus(t, e.log, "delivery to fail while the receiver is down", 10*time.Second, func(s SinkStatus) bool {
+		return s.LastError != "" && s.Failures >= 3
+	})[0]
+	if st.Cursor != 500 {
 		t.Fatalf("while down: %+v", st)
 	}
 	srv.start()
@@ -450,7 +477,23 @@ func TestHECSinkCursorWaitsForAck(t *testing.T) {
 	}
 	e := newEnv(t, func(o *Options) { o.Sinks = []Sink{sink}; o.Delivery = fastDelivery })
 	record(t, e.log, 20)
-	time.Sleep(500 * time.Millisecond)
+	// All 20 posted (Sent is set once the collector accepted the post)...
+	waitStatus(t, e.log, "all 20 events sent", 10*time.Second, func(s SinkStatus) bool { return s.Sent == 20 })
+	// ...and the acks polled a few times since, each poll asking for every
+	// pending batch: the collector answered false each time.
+	polls := func() int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.polls
+	}
+	p0 := polls()
+	deadline := time.Now().Add(10 * time.Second)
+	for polls() < p0+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ack polls in 10s after all were sent, want 3; status %+v", polls()-p0, e.log.SinkStatus())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	st := e.log.SinkStatus()[0]
 	if st.Cursor != 0 || st.Sent != 20 || st.Lag != 20 {
 		t.Fatalf("cursor moved without acks: %+v", st)
@@ -462,9 +505,10 @@ func TestHECSinkBadToken(t *testing.T) {
 	sink, _ := NewHECSink(HECConfig{Name: "hec", URL: h.URL, Token: "wrong"})
 	e := newEnv(t, func(o *Options) { o.Sinks = []Sink{sink}; o.Delivery = fastDelivery })
 	record(t, e.log, 1)
-	time.Sleep(200 * time.Millisecond)
-	st := e.log.SinkStatus()[0]
-	if st.Cursor != 0 || !strings.Contains(st.LastError, "401") {
+	st := waitStatus(t, e.log, "the post to be refused with 401", 10*time.Second, func(s SinkStatus) bool {
+		return strings.Contains(s.LastError, "401")
+	})[0]
+	if st.Cursor != 0 || st.Delivered != 0 {
 		t.Fatalf("status %+v", st)
 	}
 }
