@@ -31,9 +31,21 @@ func parseMetrics(t *testing.T, body []byte) map[string]*dto.MetricFamily {
 // value returns the sample of family name whose labels include want.
 func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
 	t.Helper()
+	if _, ok := fams[name]; !ok {
+		t.Fatalf("no family %s", name)
+	}
+	v, ok := lookup(fams, name, want)
+	if !ok {
+		t.Fatalf("%s has no sample with labels %v", name, want)
+	}
+	return v
+}
+
+// lookup is value without failing: false if there is no such sample.
+func lookup(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
 	f, ok := fams[name]
 	if !ok {
-		t.Fatalf("no family %s", name)
+		return 0, false
 	}
 next:
 	for _, m := range f.Metric {
@@ -48,15 +60,14 @@ next:
 		}
 		switch {
 		case m.Counter != nil:
-			return m.Counter.GetValue()
+			return m.Counter.GetValue(), true
 		case m.Gauge != nil:
-			return m.Gauge.GetValue()
+			return m.Gauge.GetValue(), true
 		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
+			return float64(m.Histogram.GetSampleCount()), true
 		}
 	}
-	t.Fatalf("%s has no sample with labels %v", name, want)
-	return 0
+	return 0, false
 }
 
 func TestMetrics(t *testing.T) {
@@ -109,12 +120,29 @@ func TestMetrics(t *testing.T) {
 	}
 	h.alog.Record(ctx, audit.Event{Action: audit.ActionFetch, Outcome: audit.OutcomeSuccess, Source: audit.Source{Service: "imap"}})
 	h.do("GET", "/api/v1/whoami", "auditor", nil)
-	time.Sleep(300 * time.Millisecond) // the audit follower
-	code, _, body = h.do("GET", "/metrics", "admin", nil)
-	if code != 200 {
-		t.Fatalf("/metrics as admin: %d", code)
+	// The audit counters come from Metrics.Run, which follows the audit log
+	// in its own goroutine: scrape until it has counted the events above
+	// (the IMAP fetch, and the logins of the first scrape and of whoami).
+	// The other counters are read at scrape time and need no wait.
+	fetch := map[string]string{"action": "message.fetch", "outcome": "success"}
+	login := map[string]string{"service": "http", "action": "auth.login", "outcome": "success"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _, body = h.do("GET", "/metrics", "admin", nil)
+		if code != 200 {
+			t.Fatalf("/metrics as admin: %d", code)
+		}
+		fams = parseMetrics(t, body)
+		fetches, _ := lookup(fams, "cairn_imap_commands_total", fetch)
+		logins, _ := lookup(fams, "cairn_audit_events_total", login)
+		if fetches >= 1 && logins >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit follower counted %v fetches and %v logins in 10s, want 1 and 2", fetches, logins)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	fams = parseMetrics(t, body)
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
@@ -142,7 +170,7 @@ func TestMetrics(t *testing.T) {
 	} {
 		got := value(t, fams, c.name, c.labels)
 		if c.name == "cairn_audit_events_total" && got >= c.want {
-			continue // the second scrape's own event may be counted already
+			continue // the scrapes' own logins may be counted already
 		}
 		if got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
