@@ -285,6 +285,9 @@ func TestIntegrationServerStopped(t *testing.T) {
 	if err := proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// kill(2) returns before the stop takes effect: until every thread is
+	// stopped, the server may still answer the first call below.
+	waitTasks(t, srv.pid, "stopped", "Tt")
 	resumed := false
 	resume := func() {
 		if !resumed {
@@ -359,9 +362,16 @@ func TestIntegrationServerKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, _ := os.FindProcess(srv.pid)
-	proc.Signal(syscall.SIGKILL)
-	time.Sleep(200 * time.Millisecond)
+	proc, err := os.FindProcess(srv.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Until the process has exited it may still hold its listening socket
+	// (and answer): wait for that, not for a fixed time.
+	waitTasks(t, srv.pid, "exited", "ZX")
 	start := time.Now()
 	err = s.Put(ctx, "k", strings.NewReader("x"), 1)
 	if err == nil {
@@ -380,6 +390,46 @@ func TestIntegrationServerKilled(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("Stat with a 100 ms ctx took %v", took)
+	}
+}
+
+// waitTasks waits until every thread of process pid is in one of the
+// states (the state letter of /proc/PID/task/TID/stat, proc(5)): "Tt" once
+// a SIGSTOP has taken effect, "ZX" once the process has exited (it is not
+// our child, so it may stay a zombie until its reaper gets to it; a
+// zombie holds no files, and so no sockets). A process gone from /proc
+// counts as exited. The server is not our child (scripts/s3-server.sh
+// starts it with setsid), so it cannot be waited for with wait(2).
+func waitTasks(t *testing.T, pid int, what, states string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		seen := make([]string, 0, len(tasks))
+		done := true
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // the thread exited meanwhile
+			}
+			// The state follows the command name, which is in parentheses
+			// and may itself contain ") ".
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || i < 0 || i+2 >= len(b) {
+				seen = append(seen, fmt.Sprintf("%s: %v", f, err))
+				done = false
+				continue
+			}
+			seen = append(seen, string(b[i+2]))
+			done = done && strings.IndexByte(states, b[i+2]) >= 0
+		}
+		if done && (len(tasks) > 0 || what == "exited") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server pid %d not %s after 20 s: thread states %v", pid, what, seen)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
