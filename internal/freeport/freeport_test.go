@@ -22,3 +22,17 @@ func TestPortsAreNewAndFree(t *testing.T) {
 	}
 	l.Close()
 }
+
+// Ports come from below the kernel's ephemeral range, where no outgoing
+// connection can take one before the server binds it.
+func TestPortsBelowEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	if low <= lowest+1000 {
+		t.Skipf("ephemeral range starts at %d: no room below it", low)
+	}
+	for range 50 {
+		if p := Port(t); p < lowest || p >= low {
+			t.Fatalf("port %d is not in [%d, %d)", p, lowest, low)
+		}
+	}
+}

@@ -8,7 +8,6 @@ package dovecottest
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/cairn-archive/cairn/ingest/importer/gen"
+	"github.com/cairn-archive/cairn/internal/freeport"
 )
 
 // Options configure an instance.
@@ -86,15 +86,11 @@ func Install(t testing.TB, mbsync bool) string {
 	return script
 }
 
-// FreePort returns a TCP port that was free a moment ago.
+// FreePort returns a TCP port that was free a moment ago, from below the
+// kernel's ephemeral range (internal/freeport says why).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return freeport.Port(t)
 }
 
 // Start configures and starts an instance in a new temp folder; it is
