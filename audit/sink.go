@@ -39,7 +39,7 @@ type Sink interface {
 // SinkStatus is the state of one sink's delivery, for metrics.
 type SinkStatus struct {
 	Name        string
-	Cursor      Seq       // last seq acknowledged by the destination (durable)
+	Cursor      Seq       // last seq acknowledged by the destination; saved (durable) within cursorSaveEvery
 	Sent        Seq       // last seq sent, acknowledged or not
 	Head        Seq       // last committed seq
 	Lag         uint64    // Head - Cursor: events not yet acknowledged
