@@ -278,16 +278,9 @@ func TestIntegrationServerStopped(t *testing.T) {
 	if err := s.Put(ctx, "before", strings.NewReader("before"), 6); err != nil {
 		t.Fatal(err)
 	}
-	proc, err := os.FindProcess(srv.pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
 	// kill(2) returns before the stop takes effect: until every thread is
 	// stopped, the server may still answer the first call below.
-	waitTasks(t, srv.pid, "stopped", "Tt")
+	proc := signalWait(t, srv.pid, syscall.SIGSTOP, "stopped", "Tt")
 	resumed := false
 	resume := func() {
 		if !resumed {
@@ -362,16 +355,9 @@ func TestIntegrationServerKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := os.FindProcess(srv.pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
 	// Until the process has exited it may still hold its listening socket
 	// (and answer): wait for that, not for a fixed time.
-	waitTasks(t, srv.pid, "exited", "ZX")
+	signalWait(t, srv.pid, syscall.SIGKILL, "exited", "ZX")
 	start := time.Now()
 	err = s.Put(ctx, "k", strings.NewReader("x"), 1)
 	if err == nil {
@@ -391,6 +377,21 @@ func TestIntegrationServerKilled(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("Stat with a 100 ms ctx took %v", took)
 	}
+}
+
+// signalWait sends sig to the server and waits until every thread of it is
+// in one of states (waitTasks).
+func signalWait(t *testing.T, pid int, sig syscall.Signal, what, states string) *os.Process {
+	t.Helper()
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	waitTasks(t, pid, what, states)
+	return proc
 }
 
 // waitTasks waits until every thread of process pid is in one of the
