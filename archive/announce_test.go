@@ -42,6 +42,27 @@ func fillWaits(t *testing.T) (*atomic.Int64, <-chan struct{}) {
 	return &n, waiting
 }
 
+// archiveUntilWaiting archives m from a goroutine and returns once its
+// batch has started waiting for an announced message (testHookFillWaits,
+// signalled on waiting). Archive's error comes on the returned channel,
+// which has room for one more.
+func (h *harness) archiveUntilWaiting(t *testing.T, m []byte, waiting <-chan struct{}) chan error {
+	t.Helper()
+	done := make(chan error, 2)
+	go func() {
+		_, err := h.st.Archive(context.Background(), env("a@example.com"), m)
+		done <- err
+	}()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("committed (%v) without waiting for the announced message", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the batch never waited for the announced message")
+	}
+	return done
+}
+
 // statsAfter waits until the store has counted at least entries entries
 // (the counters are updated after the writers are answered) and returns
 // its counters.
@@ -87,20 +108,9 @@ func TestCommitWaitsForAnnouncedMessages(t *testing.T) {
 	m1, m2 := g.Next(2000).Raw, g.Next(2000).Raw
 	before := statsAfter(t, h.st, 1)
 	actx, withdraw := h.st.Announce(ctx)
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.st.Archive(ctx, env("a@example.com"), m1)
-		done <- err
-	}()
 	// m1's batch began and waits for the announced message: only now is
 	// m2 sure to find it waiting rather than begin a batch of its own.
-	select {
-	case <-waiting:
-	case err := <-done:
-		t.Fatalf("committed (%v) without waiting for the announced message", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("the batch never waited for the announced message")
-	}
+	done := h.archiveUntilWaiting(t, m1, waiting)
 	if _, err := h.st.Archive(actx, env("b@example.com"), m2); err != nil {
 		t.Fatal(err)
 	}
@@ -164,17 +174,8 @@ func TestCommitDoesNotWaitForLaterAnnouncements(t *testing.T) {
 	actx, withdrawA := h.st.Announce(ctx)
 	defer withdrawA()
 	m1, m2 := g.Next(2000).Raw, g.Next(2000).Raw
-	done := make(chan error, 2)
-	go func() {
-		_, err := h.st.Archive(ctx, env("a@example.com"), m1)
-		done <- err
-	}()
 	// m1's batch began, and waits for A's message.
-	select {
-	case <-waiting:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the batch never waited for the announced message")
-	}
+	done := h.archiveUntilWaiting(t, m1, waiting)
 	// B announces now and does not come.
 	_, withdrawB := h.st.Announce(ctx)
 	defer withdrawB()

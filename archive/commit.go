@@ -75,10 +75,9 @@ const indexIdle = 5 * time.Millisecond
 // someone is always about to announce, and waiting for them too held every
 // batch for all of CommitWait (instrumented under bench/smtp's load: a
 // batch waited 0.75–0.8 ms, now 0.5 ms, and its writers got their answers
-// that much later). Writers
-// that did not announce (cairn import's workers) are never waited for, nor
-// is anyone when no one announced: a single client's message commits at
-// once.
+// that much later). Writers that did not announce (cairn import's workers)
+// are never waited for, nor is anyone when no one announced: a single
+// client's message commits at once.
 func (s *Store) fill(first *pending) []*pending {
 	batch := []*pending{first}
 	var timer *time.Timer
@@ -123,8 +122,8 @@ var testHookFillWaits func()
 // message (the SMTP receiver announces one at a transaction's first
 // accepted RCPT). Until the message is queued for the group commit (its
 // Archive call got the returned context) or withdraw is called, a group
-// commit begun after the announcement waits up to CommitWait for it. withdraw may be called more than
-// once.
+// commit begun after the announcement waits up to CommitWait for it.
+// withdraw may be called more than once.
 func (s *Store) Announce(ctx context.Context) (context.Context, func()) {
 	s.announcements.Add(1)
 	s.announced.Add(1)
