@@ -60,11 +60,18 @@ access=cairn$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 secret=$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')
 
 # A port is free if nothing answers on it. Another process may take it
-# before versitygw binds, so a failed start is retried on a new port.
+# before versitygw binds, so a failed start is retried on a new port. Ports
+# come from below the kernel's ephemeral range (ip_local_port_range), as in
+# internal/freeport: an outgoing connection never takes one meanwhile.
 free_port() {
-	local port
+	local port low=32768 span
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	span=$((low - 10000))
+	if ((span < 1000)); then
+		span=20000 # a range starting unusually low: fall back to 10000-29999
+	fi
 	while :; do
-		port=$((20000 + RANDOM % 30000))
+		port=$((10000 + RANDOM % span))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return
