@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,9 +19,23 @@ import (
 // in, at once when mapBatch rows wait, and by the flush itself when
 // maxPending do (a map that keeps failing then fails the flushes, rather
 // than the writer holding ever more rows in memory).
+//
+// Object names are keyed hashes, so every row lands on a random leaf of
+// map.db's B-tree, and a transaction writes (and its checkpoint writes
+// again) about one page for each leaf it touches: on a grown map, nearly
+// one page a row unless a transaction carries many rows per leaf. So the
+// map is written in large transactions, its rows in key order. Measured
+// with bench/smtp's load (smtp-source, 60,000 messages a run) on an
+// archive of 300,000 messages, 3 alternated pairs: every 500 ms and 8,192
+// rows, serve wrote 68-70 KB a message (by /proc/PID/io), spent 254-284 µs
+// of CPU a message and took 4,072-4,355 msgs/s; every 2 s and 32,768 rows
+// in key order, 38 KB, 244-248 µs and 4,570-4,669 msgs/s. The price is a
+// longer unmapped tail: Open scans it after a crash (a restart after kill
+// -9 with ~10,000 rows unmapped listened in 0.32 s against 0.20), and
+// read-only stores read its headers (well under maxTail).
 var (
-	mapEvery   = 500 * time.Millisecond
-	mapBatch   = 8192
+	mapEvery   = 2 * time.Second
+	mapBatch   = 32768
 	maxPending = 1 << 17
 )
 
@@ -74,7 +89,15 @@ func (s *Store) writeMap(ctx context.Context) error {
 	defer tx.Rollback()
 	st := tx.StmtContext(ctx, s.qInsert)
 	defer st.Close()
-	for k, l := range rows {
+	// In key order: consecutive rows then share leaves, which stay in the
+	// page cache between them.
+	keys := make([]string, 0, len(rows))
+	for k := range rows {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		l := rows[k]
 		if _, err := st.Exec(k, l.vol, l.off, l.size, l.mtime); err != nil {
 			return fmt.Errorf("objstore/volume: map: %w", err)
 		}
