@@ -33,6 +33,7 @@ import (
 
 	"github.com/cairn-archive/cairn/archive/objstore"
 	"github.com/cairn-archive/cairn/archive/objstore/storetest"
+	"github.com/cairn-archive/cairn/internal/proctest"
 )
 
 type server struct {
@@ -281,7 +282,7 @@ func TestIntegrationServerStopped(t *testing.T) {
 	}
 	// kill(2) returns before the stop takes effect: until every thread is
 	// stopped, the server may still answer the first call below.
-	proc := signalWait(t, srv.pid, syscall.SIGSTOP, "stopped", "Tt")
+	proc := signalWait(t, srv.pid, syscall.SIGSTOP, proctest.WaitStopped)
 	resumed := false
 	resume := func() {
 		if !resumed {
@@ -362,7 +363,7 @@ func TestIntegrationServerKilled(t *testing.T) {
 	}
 	// Until the process has exited it may still hold its listening socket
 	// (and answer): wait for that, not for a fixed time.
-	signalWait(t, srv.pid, syscall.SIGKILL, "exited", "ZX")
+	signalWait(t, srv.pid, syscall.SIGKILL, proctest.WaitExited)
 	start := time.Now()
 	err = s.Put(ctx, "k", strings.NewReader("x"), 1)
 	if err == nil {
@@ -448,9 +449,9 @@ func closeWaitSockets(port uint16) (int, error) {
 	return n, nil
 }
 
-// signalWait sends sig to the server and waits until every thread of it is
-// in one of states (waitTasks).
-func signalWait(t *testing.T, pid int, sig syscall.Signal, what, states string) *os.Process {
+// signalWait sends sig to the server and waits until it has taken effect
+// (wait is proctest.WaitStopped or WaitExited).
+func signalWait(t *testing.T, pid int, sig syscall.Signal, wait func(testing.TB, int, time.Duration)) *os.Process {
 	t.Helper()
 	proc, err := os.FindProcess(pid)
 	if err != nil {
@@ -459,48 +460,8 @@ func signalWait(t *testing.T, pid int, sig syscall.Signal, what, states string) 
 	if err := proc.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	waitTasks(t, pid, what, states)
+	wait(t, pid, 20*time.Second)
 	return proc
-}
-
-// waitTasks waits until every thread of process pid is in one of the
-// states (the state letter of /proc/PID/task/TID/stat, proc(5)): "Tt" once
-// a SIGSTOP has taken effect, "ZX" once the process has exited (it is not
-// our child, so it may stay a zombie until its reaper gets to it; a
-// zombie holds no files, and so no sockets). A process gone from /proc
-// counts as exited. The server is not our child (scripts/s3-server.sh
-// starts it with setsid), so it cannot be waited for with wait(2).
-func waitTasks(t *testing.T, pid int, what, states string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-		seen := make([]string, 0, len(tasks))
-		done := true
-		for _, f := range tasks {
-			b, err := os.ReadFile(f)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // the thread exited meanwhile
-			}
-			// The state follows the command name, which is in parentheses
-			// and may itself contain ") ".
-			i := bytes.LastIndexByte(b, ')')
-			if err != nil || i < 0 || i+2 >= len(b) {
-				seen = append(seen, fmt.Sprintf("%s: %v", f, err))
-				done = false
-				continue
-			}
-			seen = append(seen, string(b[i+2]))
-			done = done && strings.IndexByte(states, b[i+2]) >= 0
-		}
-		if done && (len(tasks) > 0 || what == "exited") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server pid %d not %s after 20 s: thread states %v", pid, what, seen)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func getAll(t *testing.T, s *Store, key string) []byte {

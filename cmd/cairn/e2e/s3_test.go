@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-archive/cairn/ingest/smtp/smtptest"
+	"github.com/cairn-archive/cairn/internal/proctest"
 )
 
 // s3Server is a private versitygw started by scripts/s3-server.sh, so that
@@ -80,26 +80,7 @@ func (s *s3Server) signal(sig syscall.Signal) {
 // a 250 in 23 ms after the signal).
 func (s *s3Server) waitStopped() {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", s.pid))
-		stopped := len(tasks) > 0
-		for _, f := range tasks {
-			b, err := os.ReadFile(f)
-			i := bytes.LastIndexByte(b, ')')
-			if err != nil || i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
-				stopped = false
-				break
-			}
-		}
-		if stopped {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("versitygw pid %d did not stop within 10 s of SIGSTOP", s.pid)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	proctest.WaitStopped(s.t, s.pid, 10*time.Second)
 }
 
 // kill9 kills versitygw; restart starts it again on the same port and
