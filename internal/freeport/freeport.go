@@ -61,7 +61,8 @@ func Port(t testing.TB) int {
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range, or 0
-// when it is unknown (not Linux) or too low to leave room below it.
+// when it is unknown (not Linux). Port falls back to the kernel's choice
+// when it leaves no room above lowest.
 func ephemeralLow() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {

@@ -66,10 +66,14 @@ func (s *Store) writeMap(ctx context.Context) error {
 	s.mapMu.Lock()
 	defer s.mapMu.Unlock()
 	s.mu.Lock()
-	rows := make(map[string]loc)
+	type row struct {
+		key string
+		loc loc
+	}
+	var rows []row
 	for k, l := range s.pending {
 		if l.off+l.size+4 <= s.durable[l.vol] {
-			rows[k] = l
+			rows = append(rows, row{k, l})
 		}
 	}
 	marks := make(map[uint32]int64, len(s.durable))
@@ -91,14 +95,10 @@ func (s *Store) writeMap(ctx context.Context) error {
 	defer st.Close()
 	// In key order: consecutive rows then share leaves, which stay in the
 	// page cache between them.
-	keys := make([]string, 0, len(rows))
-	for k := range rows {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		l := rows[k]
-		if _, err := st.Exec(k, l.vol, l.off, l.size, l.mtime); err != nil {
+	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.key, b.key) })
+	for _, r := range rows {
+		l := r.loc
+		if _, err := st.Exec(r.key, l.vol, l.off, l.size, l.mtime); err != nil {
 			return fmt.Errorf("objstore/volume: map: %w", err)
 		}
 	}
@@ -114,9 +114,9 @@ func (s *Store) writeMap(ctx context.Context) error {
 	}
 	s.mapped = marks
 	s.mu.Lock()
-	for k, l := range rows {
-		if cur, ok := s.pending[k]; ok && cur == l {
-			delete(s.pending, k)
+	for _, r := range rows {
+		if cur, ok := s.pending[r.key]; ok && cur == r.loc {
+			delete(s.pending, r.key)
 		}
 	}
 	s.mu.Unlock()
