@@ -24,6 +24,7 @@ var exampleYAML []byte
 // appears, with its comment and default, in example.yaml.
 type Config struct {
 	DataDir   string          `mapstructure:"data_dir"`
+	Scheduler string          `mapstructure:"scheduler"`
 	Log       LogConfig       `mapstructure:"log"`
 	Store     StoreConfig     `mapstructure:"store"`
 	Keys      KeysConfig      `mapstructure:"keys"`
@@ -228,6 +229,11 @@ func flattenKeys(prefix string, m map[string]any) []flatKey {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("config: data_dir is empty")
+	}
+	switch c.Scheduler {
+	case "batch", "inherit":
+	default:
+		return fmt.Errorf("config: scheduler %q: want batch or inherit", c.Scheduler)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
