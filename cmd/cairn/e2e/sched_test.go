@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,12 @@ func TestServeSchedulerPolicy(t *testing.T) {
 			res, err := smtptest.Load(withTimeout(t, time.Minute), smtptest.LoadOptions{Addr: in.smtpAddr, Sessions: 8, Messages: 64})
 			if err != nil || len(res.Acked) != 64 {
 				t.Fatalf("load: %d of 64 acknowledged, %v", len(res.Acked), err)
+			}
+			if log := in.log(); strings.Contains(log, "threads left under the policy") {
+				if strings.Contains(log, "operation not permitted") {
+					t.Skipf("this environment refuses sched_setattr (a seccomp profile?):\n%s", tail(log, 20))
+				}
+				t.Fatalf("serve could not move its threads:\n%s", tail(log, 20))
 			}
 			got := in.policies()
 			if len(got) != 1 || got[tc.policy] == 0 {
