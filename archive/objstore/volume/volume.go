@@ -122,8 +122,7 @@ type Store struct {
 	hints   map[string]loc
 	deleted uint64
 
-	syncMu sync.Mutex  // flushes and deletions, one at a time
-	syncer *datasyncer // a flush's fdatasync (datasync.go)
+	syncMu sync.Mutex // flushes and deletions, one at a time
 
 	// durable is, per volume, where the flushed records end (under mu);
 	// mark is the durable file, where the last of them is published.
@@ -191,7 +190,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("objstore/volume: open %s: %w", dir, err)
 	}
 	s := &Store{dir: root, maxVolume: MaxVolume, pending: make(map[string]loc), dirty: make(map[uint32]int64), durable: make(map[uint32]int64),
-		reads: make(map[uint32]*os.File), syncer: newDatasyncer()}
+		reads: make(map[uint32]*os.File)}
 	lock, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("objstore/volume: open %s: %w", dir, err)
@@ -1076,7 +1075,14 @@ func (s *Store) flushLocked(ctx context.Context) error {
 			restore()
 			return err
 		}
-		if err := s.syncer.sync(int(f.Fd())); err != nil {
+		// The ordinary system call, which lets the runtime hand this
+		// goroutine's P to other goroutines while the disk flushes: they
+		// gather the next group commit meanwhile. (A raw call that kept
+		// the P, fa0bf85, shortened an SMTP writer's wait under
+		// SCHED_OTHER, but cut the batches of cairn import to a third
+		// and its rate by a fifth; under serve's SCHED_BATCH it gains
+		// nothing. BENCHMARKS.md, sixteenth stop.)
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
 			restore()
 			return fmt.Errorf("objstore/volume: flush %s: %w", volName(v), err)
 		}
